@@ -1,0 +1,226 @@
+#include "attnspec/io/safetensors.h"
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "attnspec/common/error.h"
+
+namespace attnspec {
+namespace {
+
+// A safetensors header is JSON; real ones are a few MB at most. Anything larger is corrupt and
+// would only make us allocate.
+constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+
+float half_to_float(uint16_t h) {
+  // IEEE 754 binary16 -> binary32, subnormals included.
+  uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ffu, bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: renormalise
+      exp = 127 - 15 + 1;
+      while ((mant & 0x400u) == 0) { mant <<= 1; --exp; }
+      bits = sign | (exp << 23) | ((mant & 0x3ffu) << 13);
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+bool parse_dtype(const std::string& s, DType* out) {
+  if (s == "F32") *out = DType::F32;
+  else if (s == "F16") *out = DType::F16;
+  else if (s == "BF16") *out = DType::BF16;
+  else return false;
+  return true;
+}
+
+}  // namespace
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "F32";
+    case DType::F16: return "F16";
+    case DType::BF16: return "BF16";
+  }
+  return "?";
+}
+
+size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
+
+int64_t TensorView::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string TensorView::shape_string() const {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+void TensorView::to_float32(float* out, size_t first, size_t count) const {
+  const std::byte* p = data + first * dtype_size(dtype);
+  switch (dtype) {
+    case DType::F32:
+      std::memcpy(out, p, count * 4);
+      break;
+    case DType::BF16:  // bfloat16 is the top half of a float32
+      for (size_t i = 0; i < count; ++i) {
+        uint16_t v;
+        std::memcpy(&v, p + 2 * i, 2);
+        uint32_t bits = uint32_t(v) << 16;
+        std::memcpy(out + i, &bits, 4);
+      }
+      break;
+    case DType::F16:
+      for (size_t i = 0; i < count; ++i) {
+        uint16_t v;
+        std::memcpy(&v, p + 2 * i, 2);
+        out[i] = half_to_float(v);
+      }
+      break;
+  }
+}
+
+void TensorStore::add_file(const std::filesystem::path& path) {
+  auto file = std::make_unique<MappedFile>(path);
+  const std::string where = path.string();
+  const size_t size = file->size();
+  if (size < 8) throw input_error(where, "truncated safetensors file (" + std::to_string(size) + " bytes)");
+  uint64_t header_len;
+  std::memcpy(&header_len, file->data(), 8);  // little-endian u64
+  if (header_len > kMaxHeaderBytes)
+    throw input_error(where, "safetensors header length " + std::to_string(header_len) + " exceeds the 100 MB limit");
+  if (header_len > size - 8)
+    throw input_error(where, "safetensors header length " + std::to_string(header_len) +
+                                 " runs past the end of the file (" + std::to_string(size) + " bytes)");
+  const char* header = reinterpret_cast<const char*>(file->data()) + 8;
+  nlohmann::json j = nlohmann::json::parse(header, header + header_len, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw input_error(where, "safetensors header is not a JSON object");
+
+  const std::byte* base = file->data() + 8 + header_len;
+  const uint64_t data_size = size - 8 - header_len;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (auto& [name, info] : j.items()) {
+    if (name == "__metadata__") continue;
+    const std::string what = "tensor '" + name + "'";
+    if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
+      throw input_error(where, what + " lacks dtype, shape or data_offsets");
+    TensorView t;
+    t.name = name;
+    if (!info["dtype"].is_string() || !parse_dtype(info["dtype"].get<std::string>(), &t.dtype))
+      throw input_error(where, what + " has dtype " + info["dtype"].dump() + "; supported: F32, F16, BF16");
+    const auto& shape = info["shape"];
+    if (!shape.is_array()) throw input_error(where, what + " has a shape that is not an array");
+    uint64_t numel = 1;
+    for (const auto& d : shape) {
+      if (!d.is_number_integer() || d.get<int64_t>() < 0)
+        throw input_error(where, what + " has an invalid dimension " + d.dump());
+      const uint64_t dim = d.get<uint64_t>();
+      if (dim != 0 && numel > std::numeric_limits<uint64_t>::max() / 8 / dim)
+        throw input_error(where, what + " has a shape whose size overflows");
+      numel *= dim;
+      t.shape.push_back(static_cast<int64_t>(dim));
+    }
+    const auto& off = info["data_offsets"];
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+      throw input_error(where, what + " has malformed data_offsets");
+    const uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
+    if (begin > end || end > data_size)
+      throw input_error(where, what + " has data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
+                                   ") outside the data section (" + std::to_string(data_size) + " bytes)");
+    if (end - begin != numel * dtype_size(t.dtype))
+      throw input_error(where, what + " holds " + std::to_string(end - begin) + " bytes but its shape " +
+                                   t.shape_string() + " and dtype " + dtype_name(t.dtype) + " need " +
+                                   std::to_string(numel * dtype_size(t.dtype)));
+    t.data = base + begin;
+    t.nbytes = end - begin;
+    t.file = file.get();
+    if (tensors_.count(name)) throw input_error(where, what + " appears in more than one file");
+    ranges.emplace_back(begin, end);
+    tensors_.emplace(name, std::move(t));
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i)
+    if (ranges[i].first < ranges[i - 1].second && ranges[i].first != ranges[i].second)
+      throw input_error(where, "tensor data ranges overlap");
+  files_.push_back(std::move(file));
+}
+
+std::unique_ptr<TensorStore> TensorStore::open(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  auto store = std::make_unique<TensorStore>();
+  if (fs::is_regular_file(path)) {
+    store->add_file(path);
+    return store;
+  }
+  if (!fs::is_directory(path)) throw input_error(path.string(), "no such checkpoint folder or file");
+  const fs::path index = path / "model.safetensors.index.json";
+  if (fs::exists(index)) {
+    // Sharded: the index's weight_map names each tensor's shard.
+    std::ifstream in(index);
+    nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+      throw input_error(index.string(), "not a safetensors index (no weight_map object)");
+    std::set<std::string> shards;
+    for (auto& [name, shard] : j["weight_map"].items()) {
+      if (!shard.is_string()) throw input_error(index.string(), "weight_map entry for '" + name + "' is not a file name");
+      shards.insert(shard.get<std::string>());
+    }
+    for (const auto& shard : shards) {
+      const fs::path p = path / shard;
+      if (shard.find('/') != std::string::npos || !fs::exists(p))
+        throw input_error(index.string(), "names shard '" + shard + "', which is not in " + path.string());
+      store->add_file(p);
+    }
+    for (auto& [name, shard] : j["weight_map"].items())
+      if (!store->find(name))
+        throw input_error((path / shard.get<std::string>()).string(), "lacks tensor '" + name + "' that the index names");
+    return store;
+  }
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(path))
+    if (e.is_regular_file() && e.path().extension() == ".safetensors") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  if (files.empty()) throw input_error(path.string(), "no *.safetensors file in the checkpoint folder");
+  for (const auto& f : files) store->add_file(f);
+  return store;
+}
+
+const TensorView* TensorStore::find(const std::string& name) const {
+  auto it = tensors_.find(name);
+  return it == tensors_.end() ? nullptr : &it->second;
+}
+
+const TensorView& TensorStore::at(const std::string& name) const {
+  if (const TensorView* t = find(name)) return *t;
+  std::string where = files_.empty() ? std::string("checkpoint") : files_.front()->path().parent_path().string();
+  throw input_error(where, "missing tensor '" + name + "'");
+}
+
+size_t TensorStore::total_bytes() const {
+  size_t n = 0;
+  for (const auto& f : files_) n += f->size();
+  return n;
+}
+
+std::vector<std::filesystem::path> TensorStore::files() const {
+  std::vector<std::filesystem::path> out;
+  for (const auto& f : files_) out.push_back(f->path());
+  return out;
+}
+
+}  // namespace attnspec

@@ -1,0 +1,325 @@
+#include "attnspec/model/forward.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <numbers>
+#include <vector>
+
+#include "attnspec/common/error.h"
+
+// OpenBLAS's own thread control (not part of the CBLAS interface).
+extern "C" void openblas_set_num_threads(int);
+
+namespace attnspec {
+namespace {
+
+int g_threads = 0;  // 0: not set yet (all cores)
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Widens one layer's weights to float32 on first use and keeps them until the layer is done.
+// F32 tensors that are suitably aligned are used straight from the memory map (no copy).
+class LayerWeights {
+ public:
+  explicit LayerWeights(const TensorStore& store) : store_(store) {}
+
+  const float* get(const std::string& name) {
+    if (name.empty()) return nullptr;
+    const TensorView& t = store_.at(name);
+    if (t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
+      return reinterpret_cast<const float*>(t.data);
+    auto& buf = widened_[name];
+    if (buf.empty()) {
+      buf.resize(t.numel());
+      // Split the widening over threads: for a 7B layer this is hundreds of MB.
+      const size_t n = buf.size(), chunk = 1 << 16;
+#pragma omp parallel for schedule(static)
+      for (size_t first = 0; first < n; first += chunk) t.to_float32(buf.data() + first, first, std::min(chunk, n - first));
+    }
+    return buf.data();
+  }
+  void clear() { widened_.clear(); }
+
+ private:
+  const TensorStore& store_;
+  std::map<std::string, std::vector<float>> widened_;
+};
+
+// y[n, out] = x[n, in] W^T + b (see LinearSpec for the two storage layouts).
+void apply_linear(const TensorStore& store, LayerWeights& w, const LinearSpec& s, const float* x, int n, int64_t ldx,
+                  float* y, int64_t ldy) {
+  const float* weight = w.get(s.weight);
+  if (s.in_out_layout) {
+    const int64_t ld = store.at(s.weight).shape[1];  // [in, out_total]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, s.out, s.in, 1.0f, x, ldx, weight + s.col_offset, ld,
+                0.0f, y, ldy);
+  } else {  // [out, in]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, s.out, s.in, 1.0f, x, ldx, weight, s.in, 0.0f, y, ldy);
+  }
+  if (const float* b = w.get(s.bias)) {
+    b += s.col_offset;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; ++i)
+      for (int64_t o = 0; o < s.out; ++o) y[i * ldy + o] += b[o];
+  }
+}
+
+// LayerNorm: (x - mean) / sqrt(var + eps) * w + b;  RMSNorm: x / sqrt(mean(x^2) + eps) * w.
+void normalise(const ModelConfig& c, const float* w, const float* b, const float* x, float* y, int n) {
+  const int d = c.d_model;
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < n; ++i) {
+    const float* xi = x + int64_t(i) * d;
+    float* yi = y + int64_t(i) * d;
+    double mean = 0, sq = 0;
+    if (c.norm == NormKind::LayerNorm) {
+      for (int j = 0; j < d; ++j) mean += xi[j];
+      mean /= d;
+    }
+    for (int j = 0; j < d; ++j) sq += (xi[j] - mean) * (xi[j] - mean);
+    const float inv = static_cast<float>(1.0 / std::sqrt(sq / d + c.norm_eps));
+    const float m = static_cast<float>(mean);
+    for (int j = 0; j < d; ++j) yi[j] = (xi[j] - m) * inv * w[j] + (b ? b[j] : 0.0f);
+  }
+}
+
+// Rotary embedding, Hugging Face's rotate-half convention: dims i and i + r/2 of each head form a
+// pair rotated by angle pos * inv_freq[i]. Angles and cos/sin are float32, as transformers builds them.
+void apply_rope(const ModelConfig& c, float* t, int n, int heads) {
+  const int half = c.rotary_dim / 2, ld = heads * c.head_dim;
+#pragma omp parallel for schedule(static)
+  for (int pos = 0; pos < n; ++pos) {
+    std::vector<float> cos_v(half), sin_v(half);
+    for (int i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(pos) * c.inv_freq[i];
+      cos_v[i] = std::cos(angle) * c.rope_attention_scaling;
+      sin_v[i] = std::sin(angle) * c.rope_attention_scaling;
+    }
+    for (int h = 0; h < heads; ++h) {
+      float* x = t + int64_t(pos) * ld + int64_t(h) * c.head_dim;
+      for (int i = 0; i < half; ++i) {
+        const float x1 = x[i], x2 = x[i + half];
+        x[i] = x1 * cos_v[i] - x2 * sin_v[i];
+        x[i + half] = x2 * cos_v[i] + x1 * sin_v[i];
+      }
+    }
+  }
+}
+
+// out[:, h] = softmax(s q_h k_g^T + mask) v_g for every query head, in blocks of query rows so
+// that no n x n buffer is needed. Key j is visible to query i iff j <= i and (no window or
+// i - j < window).
+void attention(const ModelConfig& c, int layer, const float* q, const float* k, const float* v, float* out, int n) {
+  constexpr int kBlock = 128;
+  const int dh = c.head_dim, ldq = c.n_heads * dh, ldk = c.n_kv_heads * dh;
+  const int window = c.sliding_window[layer];
+  const float scale = static_cast<float>(c.softmax_scale[layer]);
+  const int blocks = (n + kBlock - 1) / kBlock;
+  // Heads and blocks run in parallel; each BLAS call inside is single-threaded.
+  openblas_set_num_threads(1);
+#pragma omp parallel
+  {
+    std::vector<float> scores(size_t(kBlock) * n);
+#pragma omp for schedule(dynamic)
+    for (int task = 0; task < c.n_heads * blocks; ++task) {
+      const int h = task / blocks, i0 = (task % blocks) * kBlock, i1 = std::min(n, i0 + kBlock), rows = i1 - i0;
+      const int g = c.kv_head_of(h);
+      const int j0 = window > 0 ? std::max(0, i0 - window + 1) : 0, cols = i1 - j0;
+      // scores[rows, cols] = s * Q_h[i0:i1] K_g[j0:i1]^T
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, dh, scale, q + int64_t(i0) * ldq + h * dh, ldq,
+                  k + int64_t(j0) * ldk + g * dh, ldk, 0.0f, scores.data(), cols);
+      for (int r = 0; r < rows; ++r) {
+        const int i = i0 + r, lo = window > 0 ? std::max(j0, i - window + 1) : j0;
+        float* row = scores.data() + int64_t(r) * cols;
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int j = lo; j <= i; ++j) mx = std::max(mx, row[j - j0]);
+        float sum = 0;
+        for (int j = lo; j <= i; ++j) sum += (row[j - j0] = std::exp(row[j - j0] - mx));
+        const float inv = 1.0f / sum;
+        for (int j = j0; j < cols + j0; ++j) row[j - j0] = (j >= lo && j <= i) ? row[j - j0] * inv : 0.0f;
+      }
+      // out[i0:i1, h] = P V_g[j0:i1]
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dh, cols, 1.0f, scores.data(), cols,
+                  v + int64_t(j0) * ldk + g * dh, ldk, 0.0f, out + int64_t(i0) * ldq + h * dh, ldq);
+    }
+  }
+  openblas_set_num_threads(thread_count());
+}
+
+void activate(MlpKind kind, float* a, const float* b, int64_t count) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < count; ++i) {
+    const float x = a[i];
+    switch (kind) {
+      case MlpKind::GeluTanh:  // gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        a[i] = 0.5f * x * (1.0f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+        break;
+      case MlpKind::GeluExact:
+        a[i] = 0.5f * x * (1.0f + std::erf(x * 0.7071067811865476f));
+        break;
+      case MlpKind::SwiGLU:  // silu(gate) * up
+        a[i] = x / (1.0f + std::exp(-x)) * b[i];
+        break;
+    }
+  }
+}
+
+void check_finite(const float* p, int64_t count, int layer, const char* what, const Model& m) {
+  bool bad = false;
+#pragma omp parallel for reduction(|| : bad) schedule(static)
+  for (int64_t i = 0; i < count; ++i) bad = bad || !std::isfinite(p[i]);
+  if (bad)
+    throw input_error(m.path.string(), "non-finite values (NaN or Inf) in layer " + std::to_string(layer) + " " + what +
+                                           "; the checkpoint's weights or the input overflow float32");
+}
+
+}  // namespace
+
+void set_thread_count(int threads) {
+  g_threads = threads > 0 ? threads : omp_get_num_procs();
+  openblas_set_num_threads(g_threads);
+  omp_set_num_threads(g_threads);
+}
+
+int thread_count() {
+  if (g_threads == 0) set_thread_count(0);
+  return g_threads;
+}
+
+void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
+             const std::function<void(const LayerActivations&)>& on_layer, ForwardTimes* times) {
+  const ModelConfig& c = model.config;
+  const TensorStore& store = *model.store;
+  thread_count();  // make sure BLAS and OpenMP agree on the count
+  const int n = static_cast<int>(ids.size()), d = c.d_model;
+  const int qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
+  if (n == 0) throw InputError("empty window");
+  if (last_layer < 0 || last_layer >= c.n_layers) throw InputError("layer " + std::to_string(last_layer) + " out of range");
+  if (c.learned_positions && n > c.max_positions)
+    throw InputError("a window of " + std::to_string(n) + " tokens exceeds the model's " +
+                     std::to_string(c.max_positions) + " learned positions");
+  ForwardTimes local;
+  ForwardTimes& t = times ? *times : local;
+
+  // h[n, d]: the residual stream, from token (+ learned position) embeddings.
+  auto t0 = Clock::now();
+  std::vector<float> h(size_t(n) * d), row(d);
+  const TensorView& embed = store.at(model.embed);
+  const TensorView* pos = c.learned_positions ? &store.at(model.pos_embed) : nullptr;
+  for (int i = 0; i < n; ++i) {
+    if (ids[i] < 0 || ids[i] >= c.vocab_size)
+      throw InputError("token id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
+                       " is outside the model's vocabulary of " + std::to_string(c.vocab_size));
+    embed.to_float32(h.data() + int64_t(i) * d, size_t(ids[i]) * d, d);
+    if (pos) {
+      pos->to_float32(row.data(), size_t(i) * d, d);
+      for (int j = 0; j < d; ++j) h[int64_t(i) * d + j] += row[j];
+    }
+  }
+  t.widen += seconds_since(t0);
+
+  std::vector<float> x(size_t(n) * d), q(size_t(n) * qd), k(size_t(n) * kvd), v(size_t(n) * kvd), att(size_t(n) * qd);
+  std::vector<float> ff, ff2;
+  LayerWeights w(store);
+  for (int l = 0; l <= last_layer; ++l) {
+    const LayerSpec& L = model.layers[l];
+    const bool last = l == last_layer;
+
+    t0 = Clock::now();
+    normalise(c, w.get(L.attn_norm_weight), w.get(L.attn_norm_bias), h.data(), x.data(), n);
+    t.norm += seconds_since(t0);
+
+    t0 = Clock::now();
+    apply_linear(store, w, L.q, x.data(), n, d, q.data(), qd);  // [n, H*d_h]
+    apply_linear(store, w, L.k, x.data(), n, d, k.data(), kvd);  // [n, G*d_h]
+    if (!last) apply_linear(store, w, L.v, x.data(), n, d, v.data(), kvd);
+    t.qkv += seconds_since(t0);
+
+    if (c.rotary_dim > 0) {
+      t0 = Clock::now();
+      apply_rope(c, q.data(), n, c.n_heads);
+      apply_rope(c, k.data(), n, c.n_kv_heads);
+      t.rope += seconds_since(t0);
+    }
+    check_finite(x.data(), int64_t(n) * d, l, "attention input", model);
+    check_finite(q.data(), int64_t(n) * qd, l, "queries", model);
+    check_finite(k.data(), int64_t(n) * kvd, l, "keys", model);
+
+    t0 = Clock::now();
+    on_layer(LayerActivations{l, n, x.data(), q.data(), k.data()});
+    t.callback += seconds_since(t0);
+    if (last) break;  // nothing after the last analysed layer's Q and K is needed
+
+    t0 = Clock::now();
+    attention(c, l, q.data(), k.data(), v.data(), att.data(), n);
+    t.attention += seconds_since(t0);
+
+    t0 = Clock::now();
+    apply_linear(store, w, L.o, att.data(), n, qd, x.data(), d);  // x reused as the block output
+    for (int64_t i = 0; i < int64_t(n) * d; ++i) h[i] += x[i];
+    t.out_proj += seconds_since(t0);
+
+    t0 = Clock::now();
+    normalise(c, w.get(L.mlp_norm_weight), w.get(L.mlp_norm_bias), h.data(), x.data(), n);
+    t.norm += seconds_since(t0);
+    t0 = Clock::now();
+    ff.resize(size_t(n) * c.d_ff);
+    apply_linear(store, w, L.up, x.data(), n, d, ff.data(), c.d_ff);
+    if (c.mlp == MlpKind::SwiGLU) {
+      ff2.resize(ff.size());
+      apply_linear(store, w, L.gate, x.data(), n, d, ff2.data(), c.d_ff);
+      activate(c.mlp, ff2.data(), ff.data(), int64_t(n) * c.d_ff);
+      apply_linear(store, w, L.down, ff2.data(), n, c.d_ff, x.data(), d);
+    } else {
+      activate(c.mlp, ff.data(), nullptr, int64_t(n) * c.d_ff);
+      apply_linear(store, w, L.down, ff.data(), n, c.d_ff, x.data(), d);
+    }
+    for (int64_t i = 0; i < int64_t(n) * d; ++i) h[i] += x[i];
+    t.mlp += seconds_since(t0);
+    w.clear();
+  }
+}
+
+namespace {
+
+// Column j of the result is output row (first_row + j) of the projection, over all d inputs.
+void projection_rows_transposed(const Model& model, const LinearSpec& s, int64_t first_row, int dh, double* out) {
+  const TensorView& t = model.store->at(s.weight);
+  const int64_t d = s.in;
+  std::vector<float> buf;
+  if (s.in_out_layout) {  // [in, out_total]: row c holds output columns
+    const int64_t ld = t.shape[1];
+    buf.resize(dh);
+    for (int64_t c = 0; c < d; ++c) {
+      t.to_float32(buf.data(), size_t(c * ld + s.col_offset + first_row), dh);
+      for (int j = 0; j < dh; ++j) out[int64_t(j) * d + c] = buf[j];
+    }
+  } else {  // [out, in]: output row o is contiguous
+    buf.resize(d);
+    for (int j = 0; j < dh; ++j) {
+      t.to_float32(buf.data(), size_t((first_row + j) * d), d);
+      for (int64_t c = 0; c < d; ++c) out[int64_t(j) * d + c] = buf[c];
+    }
+  }
+}
+
+}  // namespace
+
+void query_weights_transposed(const Model& model, int layer, int head, double* out) {
+  const int dh = model.config.head_dim;
+  projection_rows_transposed(model, model.layers[layer].q, int64_t(head) * dh, dh, out);
+}
+
+void key_weights_transposed(const Model& model, int layer, int kv_head, double* out) {
+  const int dh = model.config.head_dim;
+  projection_rows_transposed(model, model.layers[layer].k, int64_t(kv_head) * dh, dh, out);
+}
+
+}  // namespace attnspec

@@ -1,0 +1,43 @@
+// The one forward pass that serves every family: embeddings, then per layer
+//   X = norm1(h);  Q, K, V = X W^T + b;  RoPE(Q, K);  [hand X, Q, K to the caller]
+//   h += softmax(s Q K^T + causal/sliding mask) V W_o^T;  h += MLP(norm2(h))
+// in float32 on BLAS, up to the last layer the caller asks for. The LM head is never computed.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+
+#include "attnspec/model/model.h"
+
+namespace attnspec {
+
+struct LayerActivations {
+  int layer = 0;
+  int n = 0;               // tokens in the window
+  const float* x = nullptr;  // [n, d_model]            normalised input of the attention block
+  const float* q = nullptr;  // [n, n_heads * head_dim]  after bias and RoPE; head h = columns h*d_h..
+  const float* k = nullptr;  // [n, n_kv_heads * head_dim]
+};
+
+// Per-layer time spent, for profiles (seconds).
+struct ForwardTimes {
+  double widen = 0, norm = 0, qkv = 0, rope = 0, attention = 0, out_proj = 0, mlp = 0, callback = 0;
+};
+
+// Runs `ids` through layers 0..last_layer and calls `on_layer` once per layer with its
+// activations (valid only during the call). Throws InputError on ids outside the vocabulary or a
+// window longer than learned positions allow, and on NaN/Inf in a layer's activations.
+void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
+             const std::function<void(const LayerActivations&)>& on_layer, ForwardTimes* times = nullptr);
+
+// W_Q^(h) and W_K^(g) as d x d_h column-major float64 matrices (i.e. W^T, METRICS.md's
+// convention y = W x), straight from the checkpoint: no bias, norm, RoPE or scale.
+void query_weights_transposed(const Model& model, int layer, int head, double* out /* [d_model x d_h] */);
+void key_weights_transposed(const Model& model, int layer, int kv_head, double* out /* [d_model x d_h] */);
+
+// Sets the thread count of every heavy step (BLAS and the attention/elementwise loops).
+void set_thread_count(int threads);
+int thread_count();
+
+}  // namespace attnspec

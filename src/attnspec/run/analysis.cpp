@@ -1,0 +1,66 @@
+#include "attnspec/run/analysis.h"
+
+#include <chrono>
+
+#include "attnspec/spectra/spectra.h"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace attnspec {
+
+WeightSpectra compute_weight_spectra(const Model& model, int last_layer) {
+  const ModelConfig& c = model.config;
+  WeightSpectra out;
+  out.n_heads = c.n_heads;
+  out.heads.resize(size_t(last_layer + 1) * c.n_heads);
+  const int d = c.d_model, dh = c.head_dim;
+  openblas_set_num_threads(1);  // parallel over heads instead
+#pragma omp parallel
+  {
+    std::vector<double> wq(size_t(d) * dh), wk(size_t(d) * dh);
+#pragma omp for schedule(dynamic)
+    for (int task = 0; task < (last_layer + 1) * c.n_heads; ++task) {
+      const int l = task / c.n_heads, h = task % c.n_heads;
+      query_weights_transposed(model, l, h, wq.data());  // W_Q^(h)T  [d x d_h]
+      key_weights_transposed(model, l, c.kv_head_of(h), wk.data());  // W_K^(g)T  [d x d_h]
+      HeadSpectrum& hs = out.heads[task];
+      hs.sigma = interaction_singular_values(wq.data(), wk.data(), d, dh);
+      hs.summary = summarize(hs.sigma);
+    }
+  }
+  openblas_set_num_threads(thread_count());
+  return out;
+}
+
+WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, int window_index, int last_layer) {
+  const ModelConfig& c = model.config;
+  WindowResult result;
+  result.window = window_index;
+  result.n = static_cast<int>(ids.size());
+  result.heads.resize(size_t(last_layer + 1) * c.n_heads);
+  forward(
+      model, ids, last_layer,
+      [&](const LayerActivations& a) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const long ldq = long(c.n_heads) * c.head_dim, ldk = long(c.n_kv_heads) * c.head_dim;
+        openblas_set_num_threads(1);
+#pragma omp parallel for schedule(dynamic)
+        for (int h = 0; h < c.n_heads; ++h) {
+          const int g = c.kv_head_of(h);
+          HeadResult& r = result.heads[size_t(a.layer) * c.n_heads + h];
+          r.layer = a.layer;
+          r.head = h;
+          r.kv_head = g;
+          // E~ = s Q_h Kc_g^T  (METRICS.md, energy field), reduced exactly to d_h x d_h.
+          r.field.sigma = energy_field_singular_values(a.q + h * c.head_dim, ldq, a.k + g * c.head_dim, ldk, a.n,
+                                                       c.head_dim, c.softmax_scale[a.layer]);
+          r.field.summary = summarize(r.field.sigma);
+        }
+        openblas_set_num_threads(thread_count());
+        result.spectra_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      },
+      &result.forward_times);
+  return result;
+}
+
+}  // namespace attnspec

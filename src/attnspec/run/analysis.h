@@ -1,0 +1,45 @@
+// The analysis of one window: the forward pass hands each layer's Q and K to the exact spectra,
+// head by head. The W_Q^T W_K spectra depend only on the model and are computed once per run.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "attnspec/model/forward.h"
+#include "attnspec/model/model.h"
+#include "attnspec/spectra/metrics.h"
+
+namespace attnspec {
+
+struct HeadSpectrum {
+  std::vector<double> sigma;  // descending
+  SpectrumSummary summary;
+};
+
+// W_Q^(h)T W_K^(g) per (layer, query head), for layers 0..last_layer.
+struct WeightSpectra {
+  int n_heads = 0;
+  std::vector<HeadSpectrum> heads;  // index layer * n_heads + head
+  const HeadSpectrum& at(int layer, int head) const { return heads[size_t(layer) * n_heads + head]; }
+};
+
+WeightSpectra compute_weight_spectra(const Model& model, int last_layer);
+
+struct HeadResult {
+  int layer = 0, head = 0, kv_head = 0;
+  HeadSpectrum field;  // E~, singular values already multiplied by the softmax scale s
+};
+
+struct WindowResult {
+  int window = 0;
+  int n = 0;
+  std::vector<HeadResult> heads;  // ordered by (layer, head)
+  ForwardTimes forward_times;
+  double spectra_seconds = 0;
+};
+
+// Runs one window through layers 0..last_layer and computes every head's field spectrum.
+WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, int window_index, int last_layer);
+
+}  // namespace attnspec

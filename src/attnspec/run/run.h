@@ -1,0 +1,36 @@
+// `attnspec analyze` as a library call: inputs -> windows -> forward + spectra -> files. The CLI
+// and the Python binding both go through here, so their results are the same by construction.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace attnspec {
+
+struct AnalyzeRequest {
+  std::filesystem::path model;      // checkpoint folder
+  std::filesystem::path text;       // UTF-8 text (tokenized with the checkpoint's tokenizer) ...
+  std::filesystem::path token_ids;  // ... or token ids, used as given
+  std::filesystem::path tokenizer;  // tokenizer folder when not the checkpoint's own (optional)
+  std::filesystem::path out;
+  int ctx = 0;
+  int max_windows = 0;  // 0: all windows
+  int threads = 0;      // 0: all cores
+  int strip_gutenberg = -1;  // -1 auto, 0 never, 1 always
+  bool save_spectra = false;
+  bool allow_long_context = false;
+  bool quiet = false;
+};
+
+// Runs the analysis and writes heads.csv, summary.json (and spectra.jsonl) into request.out.
+// Returns the summary. Throws InputError on bad input, before anything is written.
+nlohmann::json run_analyze(const AnalyzeRequest& request);
+
+// The token stream of a text file, as `attnspec tokenize` prints it (no special tokens).
+std::vector<int32_t> tokenize_file(const std::filesystem::path& tokenizer_dir, const std::filesystem::path& text,
+                                   int strip_gutenberg);
+
+}  // namespace attnspec

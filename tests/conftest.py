@@ -1,0 +1,43 @@
+"""Shared fixtures: the read-only reference data in ../shared and tiny checkpoints built once per run."""
+from __future__ import annotations
+
+import os
+import sys
+
+# numpy's own OpenBLAS is many times slower multi-threaded on a busy 2-core machine, and the oracle
+# SVDs are small: one thread. (attnspec sets its own BLAS thread count explicitly.)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
+
+SHARED = TESTS.parents[1] / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path inside ../shared; fails (never skips) when the data is missing."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.fail(f"test data not found: {p} (the repository expects ../shared beside it)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory):
+    """make(family, variant, dtype) -> path of a tiny random transformers checkpoint, built once."""
+    import hf_oracle
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    cache: dict = {}
+
+    def make(family: str, variant: str = "base", dtype: str = "float32", **overrides):
+        key = (family, variant, dtype, tuple(sorted(overrides.items())))
+        if key not in cache:
+            name = "-".join([family, variant, dtype] + [f"{k}{v}" for k, v in sorted(overrides.items())])
+            cache[key] = hf_oracle.make_tiny_checkpoint(family, root / name, variant=variant, dtype=dtype, **overrides)
+        return cache[key]
+
+    return make

@@ -1,0 +1,644 @@
+"""Hugging Face `transformers` oracle for attnspec's tests.
+
+An independent float64 reference, built only from `transformers` (PyTorch) and numpy:
+
+* `make_tiny_checkpoint` writes small random checkpoints of the four supported families
+  (see `VARIANTS`) with weights scaled so that attention patterns are non-trivial;
+* `capture` runs a checkpoint in eager attention and records, per layer, the normalised
+  attention input `X`, the queries `Q` and keys `K` exactly as the attention kernel receives
+  them (after bias and RoPE; keys not repeated for GQA) and the softmax scale;
+* `weight_blocks` returns the per-head `W_Q^(h)` / `W_K^(g)` blocks (convention y = W x);
+* the spectral reference functions (`field_singular_values`, `weights_singular_values`,
+  `k_tau`, `erank`, ...) follow /work/shared/spec/METRICS.md with dense float64 SVDs.
+
+Definitions of every quantity are in METRICS.md; this module only materialises them naively.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
+
+__all__ = [
+    "FAMILIES",
+    "VARIANTS",
+    "make_tiny_checkpoint",
+    "load_model",
+    "capture",
+    "capture_model",
+    "weight_blocks",
+    "kv_head_of",
+    "single_threaded_blas",
+    "energy_field",
+    "field_singular_values",
+    "causal_field_singular_values",
+    "weights_singular_values",
+    "variance_fractions",
+    "k_tau",
+    "erank",
+    "participation_ratio",
+    "stable_rank",
+    "spectral_gap",
+]
+
+# --------------------------------------------------------------------------------------------
+# Families and tiny checkpoints
+# --------------------------------------------------------------------------------------------
+
+#: family name -> (config class, causal-LM class)
+FAMILIES = {
+    "gpt2": (GPT2Config, GPT2LMHeadModel),
+    "llama": (LlamaConfig, LlamaForCausalLM),
+    "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+    "mistral": (MistralConfig, MistralForCausalLM),
+}
+
+_VOCAB = 512
+
+# Llama-3 rope scaling, shrunk to a tiny model.  With rope_theta 5e5 and head_dim 32 the RoPE
+# wavelengths 2*pi*theta^(2i/32) are 6.3, 14.4, 32.9, 75.2, 172, ... tokens.  With
+# original_max_position_embeddings 128 the llama3 rule leaves wavelengths < 128/4 = 32 alone
+# (bands 0, 1), smooths 32..128 (bands 2, 3) and divides the rest (bands 4..15) by `factor`,
+# so all three branches of the rule are exercised.  max_position_embeddings = 128 * 32 mirrors
+# how the real checkpoints extend their context by the factor.
+LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "rope_theta": 500000.0,
+    "factor": 32.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 128,
+}
+
+#: (family, variant) -> config keyword arguments (family-native names).  Shapes noted as
+#: d / H / G / d_h.  Contexts used by the tests are 24-40 tokens.
+VARIANTS: dict[tuple[str, str], dict] = {
+    # d 64 / H 4 / G 4 / d_h 16, learned positions, tied (GPT-2 always ties by default).
+    ("gpt2", "base"): dict(n_embd=64, n_head=4, n_layer=3, n_positions=128, vocab_size=_VOCAB),
+    # d 96 / H 3 / d_h 32; scale of layer l is 1/sqrt(d_h)/(l+1).  Untied lm_head.
+    ("gpt2", "inv_layer_scale"): dict(
+        n_embd=96, n_head=3, n_layer=4, n_positions=128, vocab_size=_VOCAB,
+        scale_attn_by_inverse_layer_idx=True, tie_word_embeddings=False,
+    ),
+    # d 64 / H 4 / G 4 (GQA ratio 1) / d_h 16 derived, tied.
+    ("llama", "base"): dict(
+        hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=4,
+        num_hidden_layers=3, vocab_size=_VOCAB, tie_word_embeddings=True,
+    ),
+    # d 96 / H 4 / G 2 (ratio 2) / explicit d_h 32 != 96/4 = 24, untied.
+    ("llama", "head_dim32"): dict(
+        hidden_size=96, intermediate_size=192, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=32, num_hidden_layers=3, vocab_size=_VOCAB, tie_word_embeddings=False,
+    ),
+    # d 128 / H 8 / G 2 (ratio 4) / d_h 16, untied, 4 layers.
+    ("llama", "gqa4"): dict(
+        hidden_size=128, intermediate_size=256, num_attention_heads=8, num_key_value_heads=2,
+        num_hidden_layers=4, vocab_size=_VOCAB, tie_word_embeddings=False,
+    ),
+    # d 128 / H 4 / G 2 / d_h 32 with Llama-3 rope scaling (see LLAMA3_ROPE), tied.
+    ("llama", "llama3_rope"): dict(
+        hidden_size=128, intermediate_size=256, num_attention_heads=4, num_key_value_heads=2,
+        num_hidden_layers=2, vocab_size=_VOCAB, tie_word_embeddings=True,
+        max_position_embeddings=128 * 32, rope_parameters=dict(LLAMA3_ROPE),
+    ),
+    # d 64 / H 4 / G 2 / d_h 16, q/k/v biases, theta 1e6, tied (like Qwen2.5-3B).
+    ("qwen2", "base"): dict(
+        hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
+        num_hidden_layers=3, vocab_size=_VOCAB, tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+    ),
+    # d 128 / H 2 / G 1 / d_h 64, untied.
+    ("qwen2", "head_dim64"): dict(
+        hidden_size=128, intermediate_size=256, num_attention_heads=2, num_key_value_heads=1,
+        num_hidden_layers=2, vocab_size=_VOCAB, tie_word_embeddings=False,
+    ),
+    # d 128 / H 8 / G 2 (ratio 4) / d_h 16, sliding window 8, untied.
+    ("mistral", "base"): dict(
+        hidden_size=128, intermediate_size=256, num_attention_heads=8, num_key_value_heads=2,
+        num_hidden_layers=3, vocab_size=_VOCAB, sliding_window=8, tie_word_embeddings=False,
+    ),
+    # d 64 / H 4 / G 4 / explicit d_h 32 (H*d_h = 128 != d), sliding window 12, tied.
+    ("mistral", "head_dim32"): dict(
+        hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=4,
+        head_dim=32, num_hidden_layers=2, vocab_size=_VOCAB, sliding_window=12,
+        tie_word_embeddings=True,
+    ),
+}
+
+# Initialisation scales.  Inputs of the q/k projections are normalised (entries O(1)), so
+# std = gain / sqrt(d) gives q.k / sqrt(d_h) logits with a spread of roughly gain^2: large
+# enough for peaked, position- and content-dependent attention, small enough to stay finite.
+_QK_GAIN = 1.6
+_BIAS_STD = 0.3
+_NORM_WEIGHT_JITTER = 0.2
+
+
+def _config_for(family: str, variant: str, overrides: dict):
+    """Build the `transformers` config of (family, variant) with keyword overrides applied."""
+    if (family, variant) not in VARIANTS:
+        raise KeyError(f"unknown variant {(family, variant)}; known: {sorted(VARIANTS)}")
+    config_cls, _ = FAMILIES[family]
+    kwargs = dict(VARIANTS[(family, variant)])
+    kwargs.update(overrides)
+    if family == "gpt2":
+        # Dropout would make capture and recomputation disagree if anything ever ran in train mode.
+        kwargs.setdefault("resid_pdrop", 0.0)
+        kwargs.setdefault("embd_pdrop", 0.0)
+        kwargs.setdefault("attn_pdrop", 0.0)
+        kwargs.setdefault("bos_token_id", 0)
+        kwargs.setdefault("eos_token_id", 0)
+    else:
+        kwargs.setdefault("bos_token_id", 1)
+        kwargs.setdefault("eos_token_id", 2)
+        kwargs.setdefault("max_position_embeddings", 256)
+    return config_cls(**kwargs)
+
+
+def _reinit_(model: torch.nn.Module, d: int, seed: int) -> None:
+    """Deterministically re-initialise every parameter at scales that make attention non-trivial.
+
+    Projection matrices get std gain/sqrt(fan_in); q/k get the larger `_QK_GAIN`; every bias
+    (qwen2 q/k/v, gpt2 c_attn/c_proj/MLP, LayerNorm) is non-zero; norm weights are 1 + jitter
+    so that X = norm(h) is not just a rescaled h.
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def normal(shape, std):
+        return torch.randn(shape, generator=gen, dtype=torch.float32) * std
+
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+            leaf = name.rsplit(".", 1)[-1]
+            is_norm = any(t in name for t in ("norm", "ln_"))
+            if is_norm and leaf == "weight":
+                p.copy_(1.0 + normal(p.shape, _NORM_WEIGHT_JITTER))
+            elif is_norm and leaf == "bias":
+                p.copy_(normal(p.shape, 0.1))
+            elif leaf == "bias":
+                p.copy_(normal(p.shape, _BIAS_STD))
+            elif "embed_tokens" in name or name.endswith("wte.weight"):
+                p.copy_(normal(p.shape, 1.0))
+            elif name.endswith("wpe.weight"):
+                p.copy_(normal(p.shape, 0.5))
+            elif "c_attn" in name:
+                # GPT-2 Conv1D stores [in, 3d]: q|k get the q/k gain, v the plain one.
+                w = normal(p.shape, 1.0 / d**0.5)
+                w[:, : 2 * d] *= _QK_GAIN
+                p.copy_(w)
+            elif any(t in name for t in ("q_proj", "k_proj")):
+                p.copy_(normal(p.shape, _QK_GAIN / d**0.5))
+            elif p.dim() == 2:
+                # Linear stores [out, in], Conv1D [in, out]; use the larger dim as a safe fan-in.
+                p.copy_(normal(p.shape, 1.0 / max(p.shape) ** 0.5))
+            else:
+                p.copy_(normal(p.shape, 0.1))
+
+
+def make_tiny_checkpoint(
+    family: str, out_dir, *, variant: str = "base", dtype: str = "float32", seed: int = 0, **overrides
+) -> Path:
+    """Write a random tiny `family`/`variant` checkpoint (safetensors) to `out_dir`; return the path.
+
+    `overrides` are config keyword arguments (family-native names, e.g. `n_layer` for gpt2) applied
+    on top of `VARIANTS[(family, variant)]`.  `dtype` is "float32" or "bfloat16"; the bf16 file is
+    the float32 model rounded by `model.to(torch.bfloat16)`.
+    """
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+    config = _config_for(family, variant, overrides)
+    _, model_cls = FAMILIES[family]
+    torch.manual_seed(seed)  # the constructor's own init; overwritten below anyway
+    model = model_cls(config).eval()
+    # Mix the variant into the seed so that variants sharing parameter shapes still differ.
+    _reinit_(model, config.hidden_size, seed * 1_000_003 + zlib.crc32(f"{family}/{variant}".encode()))
+    if dtype == "bfloat16":
+        model = model.to(torch.bfloat16)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and capture
+# --------------------------------------------------------------------------------------------
+
+
+def load_model(model_dir, *, dtype: torch.dtype = torch.float32, **config_overrides):
+    """Load a checkpoint for inference in eager attention (the reference softmax path).
+
+    `config_overrides` are set on the loaded config before the weights are built (used by the
+    tests, e.g. to drop the llama3 rope scaling while keeping the same weights).
+    """
+    config = AutoConfig.from_pretrained(model_dir)
+    for key, value in config_overrides.items():
+        setattr(config, key, value)
+    # transformers 5 renamed `torch_dtype` to `dtype`.
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, config=config, dtype=dtype, attn_implementation="eager"
+    )
+    if model.config._attn_implementation != "eager":
+        raise RuntimeError(f"expected eager attention, got {model.config._attn_implementation!r}")
+    return model.eval()
+
+
+def _family_of(model) -> str:
+    family = model.config.model_type
+    if family not in FAMILIES:
+        raise ValueError(f"unsupported model_type {family!r}")
+    return family
+
+
+def _layers(model):
+    """The decoder blocks, in order."""
+    return model.transformer.h if _family_of(model) == "gpt2" else model.model.layers
+
+
+def _attn_and_norm(block, family: str):
+    """(attention module, pre-attention norm module) of one decoder block."""
+    if family == "gpt2":
+        return block.attn, block.ln_1
+    return block.self_attn, block.input_layernorm
+
+
+def _shape_facts(model) -> dict:
+    """H, G, d_h, d, n_layers, as the model's modules actually use them."""
+    family = _family_of(model)
+    cfg = model.config
+    attn, _ = _attn_and_norm(_layers(model)[0], family)
+    H = cfg.num_attention_heads
+    G = H if family == "gpt2" else cfg.num_key_value_heads
+    facts = dict(
+        family=family,
+        H=H,
+        G=G,
+        d_h=attn.head_dim,  # from the module: honours an explicit config.head_dim
+        d=cfg.hidden_size,
+        n_layers=cfg.num_hidden_layers,
+        vocab_size=cfg.vocab_size,
+        tie_word_embeddings=bool(getattr(cfg, "tie_word_embeddings", False)),
+        rope_parameters=getattr(cfg, "rope_parameters", None),
+    )
+    return facts
+
+
+def _sliding_window_of(model, layer: int):
+    """Sliding window of `layer` (None = full causal), as the family decides it."""
+    cfg = model.config
+    family = _family_of(model)
+    if family == "mistral":
+        return getattr(cfg, "sliding_window", None)
+    if family == "qwen2":
+        attn, _ = _attn_and_norm(_layers(model)[layer], family)
+        return attn.sliding_window
+    return None
+
+
+@contextlib.contextmanager
+def _patched_eager_attention(model, records: dict):
+    """Temporarily wrap the family's `eager_attention_forward` to record its inputs.
+
+    Every family's attention module looks up `eager_attention_forward` as a module global at
+    call time (`ALL_ATTENTION_FUNCTIONS.get_interface("eager", eager_attention_forward)` falls
+    back to it), so replacing that global sees exactly the (query, key, value, mask, scaling)
+    the softmax consumes: post-bias, post-RoPE, keys/values not yet repeated for GQA.
+    """
+    mod = sys.modules[type(_attn_and_norm(_layers(model)[0], _family_of(model))[0]).__module__]
+    original = mod.eager_attention_forward
+
+    def recording(module, query, key, value, attention_mask, scaling=None, *args, **kwargs):
+        records[module.layer_idx] = dict(
+            query=query.detach().clone(),
+            key=key.detach().clone(),
+            value=value.detach().clone(),
+            mask=None if attention_mask is None else attention_mask.detach().clone(),
+            scaling=scaling,
+        )
+        return original(module, query, key, value, attention_mask, scaling, *args, **kwargs)
+
+    mod.eager_attention_forward = recording
+    try:
+        yield
+    finally:
+        mod.eager_attention_forward = original
+
+
+def _np64(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to(torch.float64).cpu().numpy()
+
+
+def capture_model(model, token_ids) -> dict:
+    """Run `token_ids` (1-D, batch 1) through a loaded eager model and capture every layer.
+
+    Returns a dict of float64 numpy arrays (L layers, n tokens):
+      X      [L, n, d]     output of ln_1 / input_layernorm (the attention block's input)
+      Q      [L, H, n, d_h] queries as the softmax consumes them (bias, RoPE applied)
+      K      [L, G, n, d_h] keys likewise, one per KV head (not repeated to H)
+      V      [L, G, n, d_h] values likewise
+      scale  [L]           softmax scale the layer passed to the attention kernel
+      resid  [L, n, d]     hidden state entering the block (input of the norm)
+      attn_out [L, n, d]   attention module output (after o_proj / c_proj, before the residual)
+      visible [L, n, n]    bool, True where the model's additive mask lets query i see key j
+      sliding_window  list of L (int or None) per the config
+      logits [n, vocab]
+      config  dict: family, H, G, d_h, d, n_layers, n, vocab_size, tie_word_embeddings, rope_parameters
+    """
+    family = _family_of(model)
+    facts = _shape_facts(model)
+    layers = _layers(model)
+    ids = torch.as_tensor(list(token_ids), dtype=torch.long).reshape(1, -1)
+    n = ids.shape[1]
+
+    records: dict[int, dict] = {}
+    resid, X, out = {}, {}, {}
+    handles = []
+
+    def grab_input(idx):
+        def hook(module, args, kwargs):
+            h = args[0] if args else kwargs["hidden_states"]
+            resid[idx] = h.detach().clone()
+
+        return hook
+
+    def grab_output(store, idx):
+        def hook(module, args, output):
+            o = output[0] if isinstance(output, tuple) else output
+            store[idx] = o.detach().clone()
+
+        return hook
+
+    for idx, block in enumerate(layers):
+        attn, norm = _attn_and_norm(block, family)
+        handles.append(block.register_forward_pre_hook(grab_input(idx), with_kwargs=True))
+        handles.append(norm.register_forward_hook(grab_output(X, idx)))
+        handles.append(attn.register_forward_hook(grab_output(out, idx)))
+    try:
+        with torch.no_grad(), _patched_eager_attention(model, records):
+            logits = model(input_ids=ids, use_cache=False).logits
+    finally:
+        for h in handles:
+            h.remove()
+
+    L = facts["n_layers"]
+    missing = [l for l in range(L) if l not in records]
+    if missing:
+        # e.g. GPT-2 with reorder_and_upcast_attn bypasses the attention interface.
+        raise RuntimeError(f"eager attention was not called for layers {missing}")
+
+    def visible(mask):
+        if mask is None:  # no mask at all means every key is visible
+            return np.ones((n, n), dtype=bool)
+        m = mask[0, 0] if mask.dim() == 4 else mask
+        return (m > torch.finfo(m.dtype).min / 2).cpu().numpy()
+
+    return dict(
+        X=np.stack([_np64(X[l][0]) for l in range(L)]),
+        Q=np.stack([_np64(records[l]["query"][0]) for l in range(L)]),
+        K=np.stack([_np64(records[l]["key"][0]) for l in range(L)]),
+        V=np.stack([_np64(records[l]["value"][0]) for l in range(L)]),
+        scale=np.array([float(records[l]["scaling"]) for l in range(L)], dtype=np.float64),
+        resid=np.stack([_np64(resid[l][0]) for l in range(L)]),
+        attn_out=np.stack([_np64(out[l][0]) for l in range(L)]),
+        visible=np.stack([visible(records[l]["mask"]) for l in range(L)]),
+        sliding_window=[_sliding_window_of(model, l) for l in range(L)],
+        logits=_np64(logits[0]),
+        config=dict(facts, n=n),
+    )
+
+
+def capture(model_dir, token_ids, *, dtype: torch.dtype = torch.float32, **config_overrides) -> dict:
+    """Load `model_dir` in eager attention at `dtype` and `capture_model` it (see there for keys)."""
+    return capture_model(load_model(model_dir, dtype=dtype, **config_overrides), token_ids)
+
+
+# --------------------------------------------------------------------------------------------
+# Weights
+# --------------------------------------------------------------------------------------------
+
+
+def _projection_matrices(attn, family: str, d: int):
+    """(W_q, W_k, W_v, b_q, b_k, b_v) of one attention module, y = W x convention, float64.
+
+    GPT-2's Conv1D computes y = x @ weight + bias with weight [in, out] = [d, 3d], the output
+    split q|k|v; so W = weight[:, slice].T.  Missing biases are returned as None.
+    """
+    if family == "gpt2":
+        w, b = _np64(attn.c_attn.weight), _np64(attn.c_attn.bias)
+        Ws = [w[:, i * d : (i + 1) * d].T for i in range(3)]
+        bs = [b[i * d : (i + 1) * d] for i in range(3)]
+        return (*Ws, *bs)
+    projs = (attn.q_proj, attn.k_proj, attn.v_proj)
+    Ws = [_np64(p.weight) for p in projs]
+    bs = [None if p.bias is None else _np64(p.bias) for p in projs]
+    return (*Ws, *bs)
+
+
+def _output_projection(attn, family: str):
+    """(W_o [d, H*d_h], b_o or None) in y = W x convention, float64."""
+    if family == "gpt2":
+        return _np64(attn.c_proj.weight).T, _np64(attn.c_proj.bias)
+    o = attn.o_proj
+    return _np64(o.weight), None if o.bias is None else _np64(o.bias)
+
+
+def weight_blocks_of(model) -> dict:
+    """Per-head projection blocks of a loaded model (see `weight_blocks`)."""
+    family = _family_of(model)
+    facts = _shape_facts(model)
+    H, G, d_h, d = facts["H"], facts["G"], facts["d_h"], facts["d"]
+    Wq, Wk, Wv, bq, bk, bv, Wo, bo = ([] for _ in range(8))
+    for block in _layers(model):
+        attn, _ = _attn_and_norm(block, family)
+        wq, wk, wv, b_q, b_k, b_v = _projection_matrices(attn, family, d)
+        # Rows h*d_h:(h+1)*d_h of the projection are head h: the modules view the output as
+        # [..., heads, d_h] (row-major), the same split `view(hidden_shape)` performs.
+        Wq.append(wq.reshape(H, d_h, d))
+        Wk.append(wk.reshape(G, d_h, d))
+        Wv.append(wv.reshape(G, d_h, d))
+        bq.append(None if b_q is None else b_q.reshape(H, d_h))
+        bk.append(None if b_k is None else b_k.reshape(G, d_h))
+        bv.append(None if b_v is None else b_v.reshape(G, d_h))
+        w_o, b_o = _output_projection(attn, family)
+        Wo.append(w_o)
+        bo.append(b_o)
+
+    def stack_or_none(xs):
+        return None if xs[0] is None else np.stack(xs)
+
+    return dict(
+        Wq=np.stack(Wq), Wk=np.stack(Wk), Wv=np.stack(Wv),
+        bq=stack_or_none(bq), bk=stack_or_none(bk), bv=stack_or_none(bv),
+        Wo=np.stack(Wo), bo=stack_or_none(bo),
+        config=facts,
+    )
+
+
+def weight_blocks(model_dir) -> dict:
+    """Per-head projection blocks of a checkpoint, float64 (loaded through transformers in fp32).
+
+    Returns
+      Wq [L, H, d_h, d]   W_Q^(h) of layer l is Wq[l, h]   (y = W x convention)
+      Wk [L, G, d_h, d]   W_K^(g)
+      Wv [L, G, d_h, d]   W_V^(g)
+      bq [L, H, d_h], bk [L, G, d_h], bv [L, G, d_h]   or None when the family has no bias
+      Wo [L, d, H*d_h], bo [L, d] or None               output projection
+      config  dict as in `capture` (without n)
+    """
+    return weight_blocks_of(load_model(model_dir, dtype=torch.float32))
+
+
+def kv_head_of(h: int, H: int, G: int) -> int:
+    """KV head serving query head h under GQA, as `repeat_kv` maps it."""
+    return h // (H // G)
+
+
+# --------------------------------------------------------------------------------------------
+# Reference spectra (dense, float64) and summaries, per METRICS.md
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def _openblas_thread_api():
+    """(get, set) thread-count functions of the OpenBLAS numpy loaded, or None if not found.
+
+    Multi-threaded OpenBLAS is 20-70x *slower* than one thread on these small SVDs when the
+    (2-core) machine is busy, because its workers spin; so the dense references run on one thread.
+    """
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+    except OSError:
+        return None
+    names = [
+        ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+        ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+        ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+        ("openblas_get_num_threads", "openblas_set_num_threads"),
+    ]
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for get_name, set_name in names:
+            if hasattr(lib, get_name) and hasattr(lib, set_name):
+                return getattr(lib, get_name), getattr(lib, set_name)
+    return None
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Run the block with numpy's OpenBLAS on one thread (no-op if it cannot be found)."""
+    api = _openblas_thread_api()
+    if api is None:
+        yield
+        return
+    get, set_ = api
+    old = int(get())
+    set_(1)
+    try:
+        yield
+    finally:
+        set_(old)
+
+
+def _svals(A: np.ndarray) -> np.ndarray:
+    """Singular values, descending, of a float64 copy of A (dense LAPACK SVD)."""
+    with single_threaded_blas():
+        return np.linalg.svd(np.asarray(A, dtype=np.float64), compute_uv=False)
+
+
+def energy_field(Qh, Kg, scale: float) -> np.ndarray:
+    """E~ = s Q K^T with each row minus its mean over all n keys (no mask), n x n."""
+    E = float(scale) * np.asarray(Qh, np.float64) @ np.asarray(Kg, np.float64).T
+    return E - E.mean(axis=1, keepdims=True)
+
+
+def field_singular_values(Qh, Kg, scale: float) -> np.ndarray:
+    """Singular values (descending) of the row-centred logit field E~; first min(n, d_h) of them."""
+    n, d_h = np.shape(Qh)
+    return _svals(energy_field(Qh, Kg, scale))[: min(n, d_h)]
+
+
+def causal_field_singular_values(Qh, Kg, scale: float) -> np.ndarray:
+    """All n singular values of the causal energy field E~c (METRICS.md: row i centred over keys
+    j <= i only, entries j > i zero; plain causal, no sliding window)."""
+    E = float(scale) * np.asarray(Qh, np.float64) @ np.asarray(Kg, np.float64).T
+    n = E.shape[0]
+    keep = np.tril(np.ones((n, n), dtype=bool))
+    Ec = np.where(keep, E, 0.0)
+    Ec -= np.where(keep, Ec.sum(axis=1, keepdims=True) / np.arange(1, n + 1)[:, None], 0.0)
+    return _svals(Ec)
+
+
+def weights_singular_values(Wq_h, Wk_g) -> np.ndarray:
+    """Singular values of M = W_Q^(h)T W_K^(g) (d x d, dense SVD); first d_h of them."""
+    Wq_h = np.asarray(Wq_h, np.float64)
+    return _svals(Wq_h.T @ np.asarray(Wk_g, np.float64))[: Wq_h.shape[0]]
+
+
+def variance_fractions(svals) -> np.ndarray:
+    """c_k = sum_{i<=k} sigma_i^2 / sum sigma_i^2 for k = 1..r (last entry exactly 1)."""
+    cs = np.cumsum(np.asarray(svals, np.float64) ** 2)
+    return cs / cs[-1]
+
+
+def k_tau(svals, tau: float) -> int:
+    """Smallest k with c_k >= tau (0 for an all-zero spectrum)."""
+    s = np.asarray(svals, np.float64)
+    if s.size == 0 or not np.any(s > 0):
+        return 0
+    if not 0.0 < tau <= 1.0:
+        raise ValueError(f"tau must be in (0, 1], got {tau}")
+    return int(np.argmax(variance_fractions(s) >= tau)) + 1
+
+
+def erank(svals) -> float:
+    """Roy & Vetterli effective rank exp(-sum p ln p), p_i = sigma_i / sum sigma (0 if all zero)."""
+    s = np.asarray(svals, np.float64)
+    total = s.sum()
+    if total <= 0:
+        return 0.0
+    p = s[s > 0] / total
+    return float(np.exp(-np.sum(p * np.log(p))))
+
+
+def participation_ratio(svals) -> float:
+    """(sum sigma^2)^2 / sum sigma^4 (0 if all zero)."""
+    s2 = np.asarray(svals, np.float64) ** 2
+    den = np.sum(s2**2)
+    return float(np.sum(s2) ** 2 / den) if den > 0 else 0.0
+
+
+def stable_rank(svals) -> float:
+    """sum sigma^2 / sigma_1^2 (0 if all zero)."""
+    s = np.asarray(svals, np.float64)
+    top = np.max(s) if s.size else 0.0
+    return float(np.sum(s**2) / top**2) if top > 0 else 0.0
+
+
+def spectral_gap(svals_M, svals_E, tau: float = 0.90) -> dict:
+    """k_tau(M)/k_tau(E~) and erank(M)/erank(E~)."""
+    return dict(
+        k_tau=k_tau(svals_M, tau) / k_tau(svals_E, tau),
+        erank=erank(svals_M) / erank(svals_E),
+    )
