@@ -21,6 +21,9 @@ namespace {
 
 int g_threads = 0;  // 0: not set yet (all cores)
 
+// Elementwise loops below this many elements run on one thread: waking a team costs more.
+constexpr int64_t kParallelMin = 1 << 16;
+
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -65,7 +68,7 @@ void apply_linear(const TensorStore& store, LayerWeights& w, const LinearSpec& s
   }
   if (const float* b = w.get(s.bias)) {
     b += s.col_offset;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (int64_t(n) * s.out > kParallelMin)
     for (int i = 0; i < n; ++i)
       for (int64_t o = 0; o < s.out; ++o) y[i * ldy + o] += b[o];
   }
@@ -74,7 +77,7 @@ void apply_linear(const TensorStore& store, LayerWeights& w, const LinearSpec& s
 // LayerNorm: (x - mean) / sqrt(var + eps) * w + b;  RMSNorm: x / sqrt(mean(x^2) + eps) * w.
 void normalise(const ModelConfig& c, const float* w, const float* b, const float* x, float* y, int n) {
   const int d = c.d_model;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (int64_t(n) * d > kParallelMin)
   for (int i = 0; i < n; ++i) {
     const float* xi = x + int64_t(i) * d;
     float* yi = y + int64_t(i) * d;
@@ -94,7 +97,7 @@ void normalise(const ModelConfig& c, const float* w, const float* b, const float
 // pair rotated by angle pos * inv_freq[i]. Angles and cos/sin are float32, as transformers builds them.
 void apply_rope(const ModelConfig& c, float* t, int n, int heads) {
   const int half = c.rotary_dim / 2, ld = heads * c.head_dim;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (int64_t(n) * ld > kParallelMin)
   for (int pos = 0; pos < n; ++pos) {
     std::vector<float> cos_v(half), sin_v(half);
     for (int i = 0; i < half; ++i) {
@@ -154,7 +157,7 @@ void attention(const ModelConfig& c, int layer, const float* q, const float* k, 
 }
 
 void activate(MlpKind kind, float* a, const float* b, int64_t count) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (count > kParallelMin)
   for (int64_t i = 0; i < count; ++i) {
     const float x = a[i];
     switch (kind) {
@@ -173,7 +176,7 @@ void activate(MlpKind kind, float* a, const float* b, int64_t count) {
 
 void check_finite(const float* p, int64_t count, int layer, const char* what, const Model& m) {
   bool bad = false;
-#pragma omp parallel for reduction(|| : bad) schedule(static)
+#pragma omp parallel for reduction(|| : bad) schedule(static) if (count > kParallelMin)
   for (int64_t i = 0; i < count; ++i) bad = bad || !std::isfinite(p[i]);
   if (bad)
     throw input_error(m.path.string(), "non-finite values (NaN or Inf) in layer " + std::to_string(layer) + " " + what +

@@ -1,6 +1,10 @@
 #include "attnspec/run/analysis.h"
 
 #include <chrono>
+#include <cmath>
+
+#include "attnspec/common/error.h"
+#include "attnspec/common/parallel.h"
 
 #include "attnspec/spectra/spectra.h"
 
@@ -14,21 +18,30 @@ WeightSpectra compute_weight_spectra(const Model& model, int last_layer) {
   out.n_heads = c.n_heads;
   out.heads.resize(size_t(last_layer + 1) * c.n_heads);
   const int d = c.d_model, dh = c.head_dim;
+  FirstException error;
   openblas_set_num_threads(1);  // parallel over heads instead
 #pragma omp parallel
   {
     std::vector<double> wq(size_t(d) * dh), wk(size_t(d) * dh);
 #pragma omp for schedule(dynamic)
     for (int task = 0; task < (last_layer + 1) * c.n_heads; ++task) {
-      const int l = task / c.n_heads, h = task % c.n_heads;
-      query_weights_transposed(model, l, h, wq.data());  // W_Q^(h)T  [d x d_h]
-      key_weights_transposed(model, l, c.kv_head_of(h), wk.data());  // W_K^(g)T  [d x d_h]
-      HeadSpectrum& hs = out.heads[task];
-      hs.sigma = interaction_singular_values(wq.data(), wk.data(), d, dh);
-      hs.summary = summarize(hs.sigma);
+      error.capture([&] {
+        const int l = task / c.n_heads, h = task % c.n_heads;
+        query_weights_transposed(model, l, h, wq.data());              // W_Q^(h)T  [d x d_h]
+        key_weights_transposed(model, l, c.kv_head_of(h), wk.data());  // W_K^(g)T  [d x d_h]
+        for (const auto* w : {&wq, &wk})
+          for (double x : *w)
+            if (!std::isfinite(x))
+              throw input_error(model.path.string(), "non-finite values (NaN or Inf) in layer " + std::to_string(l) + " tensor '" +
+                                                         (w == &wq ? model.layers[l].q.weight : model.layers[l].k.weight) + "'");
+        HeadSpectrum& hs = out.heads[task];
+        hs.sigma = interaction_singular_values(wq.data(), wk.data(), d, dh);
+        hs.summary = summarize(hs.sigma);
+      });
     }
   }
   openblas_set_num_threads(thread_count());
+  error.rethrow();
   return out;
 }
 
@@ -43,9 +56,10 @@ WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, in
       [&](const LayerActivations& a) {
         const auto t0 = std::chrono::steady_clock::now();
         const long ldq = long(c.n_heads) * c.head_dim, ldk = long(c.n_kv_heads) * c.head_dim;
+        FirstException error;
         openblas_set_num_threads(1);
 #pragma omp parallel for schedule(dynamic)
-        for (int h = 0; h < c.n_heads; ++h) {
+        for (int h = 0; h < c.n_heads; ++h) error.capture([&] {
           const int g = c.kv_head_of(h);
           HeadResult& r = result.heads[size_t(a.layer) * c.n_heads + h];
           r.layer = a.layer;
@@ -55,8 +69,9 @@ WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, in
           r.field.sigma = energy_field_singular_values(a.q + h * c.head_dim, ldq, a.k + g * c.head_dim, ldk, a.n,
                                                        c.head_dim, c.softmax_scale[a.layer]);
           r.field.summary = summarize(r.field.sigma);
-        }
+        });
         openblas_set_num_threads(thread_count());
+        error.rethrow();
         result.spectra_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       },
       &result.forward_times);
