@@ -115,6 +115,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "attnspec C++ core";
   m.attr("__version__") = ATTNSPEC_VERSION;
   py::register_exception<InputError>(m, "InputError", PyExc_ValueError);
+  py::register_exception<Interrupted>(m, "Interrupted", PyExc_KeyboardInterrupt);
 
   m.def("energy_field_spectrum", &energy_field_spectrum, py::arg("Q"), py::arg("K"), py::arg("scale") = py::none());
   m.def("interaction_spectrum", &interaction_spectrum, py::arg("W_q"), py::arg("W_k"));
@@ -219,7 +220,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("run_analyze", [](const std::filesystem::path& model, std::optional<std::filesystem::path> text,
                           std::optional<std::filesystem::path> token_ids, int ctx, const std::filesystem::path& out,
                           int max_windows, bool save_spectra, int threads, std::optional<std::filesystem::path> tokenizer,
-                          int strip_gutenberg, bool allow_long_context, bool quiet) {
+                          int strip_gutenberg, bool allow_long_context, bool quiet, bool resume) {
           AnalyzeRequest rq;
           rq.model = model;
           if (text) rq.text = *text;
@@ -233,6 +234,7 @@ PYBIND11_MODULE(_core, m) {
           rq.strip_gutenberg = strip_gutenberg;
           rq.allow_long_context = allow_long_context;
           rq.quiet = quiet;
+          rq.resume = resume;
           std::string summary;
           {
             py::gil_scoped_release release;
@@ -243,5 +245,5 @@ PYBIND11_MODULE(_core, m) {
         py::arg("model"), py::arg("text") = py::none(), py::arg("token_ids") = py::none(), py::arg("ctx"), py::arg("out"),
         py::arg("max_windows") = 0, py::arg("save_spectra") = false, py::arg("threads") = 0,
         py::arg("tokenizer") = py::none(), py::arg("strip_gutenberg") = -1, py::arg("allow_long_context") = false,
-        py::arg("quiet") = true);
+        py::arg("quiet") = true, py::arg("resume") = false);
 }

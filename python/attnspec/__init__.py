@@ -100,12 +100,14 @@ def analyze(
     strip_gutenberg: Optional[bool] = None,
     allow_long_context: bool = False,
     quiet: bool = True,
+    resume: bool = False,
 ) -> AnalysisResult:
     """Runs ``attnspec analyze`` in-process and returns its results.
 
     ``model`` is a Hugging Face checkpoint folder; give ``text`` (a UTF-8 file) or ``token_ids``
     (a file, or a sequence of ints used as given). Results are written to ``out`` (a temporary
-    folder when omitted) exactly as the CLI writes them, and loaded from there.
+    folder when omitted) exactly as the CLI writes them, and loaded from there. ``resume=True``
+    continues a run that was interrupted in ``out``. Bad input raises :class:`InputError`.
     """
     if (text is None) == (token_ids is None):
         raise ValueError("give exactly one of text= and token_ids=")
@@ -131,6 +133,7 @@ def analyze(
             strip_gutenberg=strip,
             allow_long_context=bool(allow_long_context),
             quiet=bool(quiet),
+            resume=bool(resume),
         )
     finally:
         if ids_file is not None:

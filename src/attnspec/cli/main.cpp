@@ -33,6 +33,7 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "yes", "no"}));
   analyze->add_flag("--allow-long-context", rq.allow_long_context, "allow --ctx beyond max_position_embeddings");
   analyze->add_flag("--quiet", rq.quiet, "no progress lines");
+  analyze->add_flag("--resume", rq.resume, "continue an interrupted run in --out (same inputs and options)");
 
   std::filesystem::path tok_model, tok_text;
   std::string tok_strip = "no";
@@ -77,6 +78,9 @@ int main(int argc, char** argv) {
   } catch (const attnspec::InputError& e) {
     std::fprintf(stderr, "attnspec: error: %s\n", e.what());
     return 2;
+  } catch (const attnspec::Interrupted& e) {
+    std::fprintf(stderr, "attnspec: %s\n", e.what());
+    return 130;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "attnspec: internal error: %s\n", e.what());
     return 1;

@@ -56,21 +56,33 @@ class LayerWeights {
 };
 
 // y[n, out] = x[n, in] W^T + b (see LinearSpec for the two storage layouts).
+// The product is cut into fixed tiles of rows x output columns, each a single-threaded sgemm, and
+// the tiles are shared among threads. Because the tiling does not depend on the thread count,
+// neither do the results (OpenBLAS's own threading splits the work differently per count, which
+// changes float32 rounding); and it scales better on few cores than OpenBLAS's threads.
 void apply_linear(const TensorStore& store, LayerWeights& w, const LinearSpec& s, const float* x, int n, int64_t ldx,
                   float* y, int64_t ldy) {
+  constexpr int kTileRows = 512, kTileCols = 256;
   const float* weight = w.get(s.weight);
-  if (s.in_out_layout) {
-    const int64_t ld = store.at(s.weight).shape[1];  // [in, out_total]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, s.out, s.in, 1.0f, x, ldx, weight + s.col_offset, ld,
-                0.0f, y, ldy);
-  } else {  // [out, in]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, s.out, s.in, 1.0f, x, ldx, weight, s.in, 0.0f, y, ldy);
-  }
-  if (const float* b = w.get(s.bias)) {
-    b += s.col_offset;
-#pragma omp parallel for schedule(static) if (int64_t(n) * s.out > kParallelMin)
-    for (int i = 0; i < n; ++i)
-      for (int64_t o = 0; o < s.out; ++o) y[i * ldy + o] += b[o];
+  const float* bias = w.get(s.bias);
+  const int64_t ld = s.in_out_layout ? store.at(s.weight).shape[1] : s.in;  // [in, out_total] or [out, in]
+  const int row_tiles = (n + kTileRows - 1) / kTileRows;
+  const int col_tiles = static_cast<int>((s.out + kTileCols - 1) / kTileCols);
+#pragma omp parallel for schedule(dynamic) if (row_tiles * col_tiles > 1)
+  for (int task = 0; task < row_tiles * col_tiles; ++task) {
+    const int r0 = (task / col_tiles) * kTileRows, rows = std::min(kTileRows, n - r0);
+    const int64_t c0 = int64_t(task % col_tiles) * kTileCols, cols = std::min<int64_t>(kTileCols, s.out - c0);
+    const float* xt = x + int64_t(r0) * ldx;
+    float* yt = y + int64_t(r0) * ldy + c0;
+    if (s.in_out_layout)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, s.in, 1.0f, xt, ldx,
+                  weight + s.col_offset + c0, ld, 0.0f, yt, ldy);
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, s.in, 1.0f, xt, ldx, weight + c0 * ld, ld, 0.0f,
+                  yt, ldy);
+    if (bias)
+      for (int i = 0; i < rows; ++i)
+        for (int64_t o = 0; o < cols; ++o) yt[i * ldy + o] += bias[s.col_offset + c0 + o];
   }
 }
 
@@ -126,7 +138,6 @@ void attention(const ModelConfig& c, int layer, const float* q, const float* k, 
   const float scale = static_cast<float>(c.softmax_scale[layer]);
   const int blocks = (n + kBlock - 1) / kBlock;
   // Heads and blocks run in parallel; each BLAS call inside is single-threaded.
-  openblas_set_num_threads(1);
 #pragma omp parallel
   {
     std::vector<float> scores(size_t(kBlock) * n);
@@ -153,7 +164,6 @@ void attention(const ModelConfig& c, int layer, const float* q, const float* k, 
                   v + int64_t(j0) * ldk + g * dh, ldk, 0.0f, out + int64_t(i0) * ldq + h * dh, ldq);
     }
   }
-  openblas_set_num_threads(thread_count());
 }
 
 void activate(MlpKind kind, float* a, const float* b, int64_t count) {
@@ -187,7 +197,9 @@ void check_finite(const float* p, int64_t count, int layer, const char* what, co
 
 void set_thread_count(int threads) {
   g_threads = threads > 0 ? threads : omp_get_num_procs();
-  openblas_set_num_threads(g_threads);
+  // All parallelism is attnspec's own (fixed tiles over OpenMP threads); every BLAS call is
+  // single-threaded, which keeps results independent of the thread count.
+  openblas_set_num_threads(1);
   omp_set_num_threads(g_threads);
 }
 

@@ -8,8 +8,6 @@
 
 #include "attnspec/spectra/spectra.h"
 
-extern "C" void openblas_set_num_threads(int);
-
 namespace attnspec {
 
 WeightSpectra compute_weight_spectra(const Model& model, int last_layer) {
@@ -18,8 +16,8 @@ WeightSpectra compute_weight_spectra(const Model& model, int last_layer) {
   out.n_heads = c.n_heads;
   out.heads.resize(size_t(last_layer + 1) * c.n_heads);
   const int d = c.d_model, dh = c.head_dim;
+  thread_count();  // makes sure BLAS runs single-threaded inside the parallel loop
   FirstException error;
-  openblas_set_num_threads(1);  // parallel over heads instead
 #pragma omp parallel
   {
     std::vector<double> wq(size_t(d) * dh), wk(size_t(d) * dh);
@@ -40,7 +38,6 @@ WeightSpectra compute_weight_spectra(const Model& model, int last_layer) {
       });
     }
   }
-  openblas_set_num_threads(thread_count());
   error.rethrow();
   return out;
 }
@@ -57,7 +54,6 @@ WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, in
         const auto t0 = std::chrono::steady_clock::now();
         const long ldq = long(c.n_heads) * c.head_dim, ldk = long(c.n_kv_heads) * c.head_dim;
         FirstException error;
-        openblas_set_num_threads(1);
 #pragma omp parallel for schedule(dynamic)
         for (int h = 0; h < c.n_heads; ++h) error.capture([&] {
           const int g = c.kv_head_of(h);
@@ -70,7 +66,6 @@ WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, in
                                                        c.head_dim, c.softmax_scale[a.layer]);
           r.field.summary = summarize(r.field.sigma);
         });
-        openblas_set_num_threads(thread_count());
         error.rethrow();
         result.spectra_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       },

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <iterator>
 
 #include "attnspec/common/error.h"
 
@@ -29,10 +30,6 @@ nlohmann::json stats(std::vector<double> v) {
   const size_t n = v.size();
   const double median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
   return {{"min", v.front()}, {"median", median}, {"max", v.back()}, {"count", n}};
-}
-
-void write_or_throw(std::FILE* f, const std::string& s, const std::filesystem::path& path) {
-  if (std::fwrite(s.data(), 1, s.size(), f) != s.size()) throw std::runtime_error(path.string() + ": write failed");
 }
 
 }  // namespace
@@ -96,72 +93,140 @@ std::string spectra_jsonl_rows(const WindowResult& w, const WeightSpectra& weigh
   return out;
 }
 
-void Aggregates::add(const WindowResult& w, const WeightSpectra& weights) {
-  for (const HeadResult& r : w.heads) {
-    const SpectrumSummary &f = r.field.summary, &m = weights.at(r.layer, r.head).summary;
-    k90_field_.push_back(f.k90());
-    k90_weights_.push_back(m.k90());
-    erank_field_.push_back(f.effective_rank);
-    erank_weights_.push_back(m.effective_rank);
-    gap_k90_.push_back(ratio(m.k90(), f.k90()));
-    gap_erank_.push_back(ratio(m.effective_rank, f.effective_rank));
-  }
-}
-
-nlohmann::json Aggregates::to_json() const {
-  return {{"k90_field", stats(k90_field_)},     {"k90_weights", stats(k90_weights_)},
-          {"erank_field", stats(erank_field_)}, {"erank_weights", stats(erank_weights_)},
-          {"gap_k90", stats(gap_k90_)},         {"gap_erank", stats(gap_erank_)}};
-}
-
-OutputWriter::OutputWriter(const std::filesystem::path& dir, bool save_spectra) : dir_(dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec || !std::filesystem::is_directory(dir)) throw input_error(dir.string(), "cannot create output folder");
-  const std::string tag = ".partial-" + std::to_string(::getpid());
-  heads_tmp_ = dir / ("heads.csv" + tag);
-  heads_ = std::fopen(heads_tmp_.c_str(), "wb");
-  if (!heads_) throw input_error(dir.string(), "output folder is not writable");
-  write_or_throw(heads_, heads_csv_header(), heads_tmp_);
-  if (save_spectra) {
-    spectra_tmp_ = dir / ("spectra.jsonl" + tag);
-    spectra_ = std::fopen(spectra_tmp_.c_str(), "wb");
-    if (!spectra_) throw input_error(dir.string(), "output folder is not writable");
-  }
-}
-
-OutputWriter::~OutputWriter() {
-  if (heads_) std::fclose(heads_);
-  if (spectra_) std::fclose(spectra_);
-  if (!committed_) {
-    std::error_code ec;
-    std::filesystem::remove(heads_tmp_, ec);
-    if (!spectra_tmp_.empty()) std::filesystem::remove(spectra_tmp_, ec);
-  }
-}
-
-void OutputWriter::add_window(const WindowResult& w, const WeightSpectra& weights) {
-  write_or_throw(heads_, heads_csv_rows(w, weights), heads_tmp_);
-  if (spectra_) write_or_throw(spectra_, spectra_jsonl_rows(w, weights), spectra_tmp_);
-}
-
-void OutputWriter::commit(const nlohmann::json& summary) {
-  const auto summary_tmp = dir_ / ("summary.json.partial-" + std::to_string(::getpid()));
-  {
-    std::ofstream out(summary_tmp);
-    out << summary.dump(2) << "\n";
-    if (!out) throw std::runtime_error(summary_tmp.string() + ": write failed");
-  }
-  for (std::FILE** f : {&heads_, &spectra_})
-    if (*f) {
-      if (std::fflush(*f) != 0 || ::fsync(fileno(*f)) != 0) throw std::runtime_error("flushing results failed");
-      std::fclose(*f);
-      *f = nullptr;
+nlohmann::json aggregates_from_csv(const std::string& heads_csv) {
+  // Columns by name, so that the aggregates follow the header whatever columns come later.
+  std::vector<std::vector<double>> cols;
+  std::vector<std::string> names = {"k90_field", "k90_weights", "erank_field", "erank_weights", "gap_k90", "gap_erank"};
+  std::vector<int> index(names.size(), -1);
+  size_t pos = 0;
+  bool header = true;
+  cols.resize(names.size());
+  while (pos < heads_csv.size()) {
+    size_t end = heads_csv.find('\n', pos);
+    if (end == std::string::npos) end = heads_csv.size();
+    std::vector<std::string> fields;
+    size_t a = pos;
+    while (a <= end) {
+      size_t b = heads_csv.find(',', a);
+      if (b == std::string::npos || b > end) b = end;
+      fields.emplace_back(heads_csv.substr(a, b - a));
+      a = b + 1;
     }
-  std::filesystem::rename(heads_tmp_, dir_ / "heads.csv");
-  if (!spectra_tmp_.empty()) std::filesystem::rename(spectra_tmp_, dir_ / "spectra.jsonl");
-  std::filesystem::rename(summary_tmp, dir_ / "summary.json");
-  committed_ = true;
+    if (header) {
+      for (size_t i = 0; i < names.size(); ++i)
+        for (size_t f = 0; f < fields.size(); ++f)
+          if (fields[f] == names[i]) index[i] = static_cast<int>(f);
+      header = false;
+    } else if (!fields.empty() && !(fields.size() == 1 && fields[0].empty())) {
+      for (size_t i = 0; i < names.size(); ++i)
+        if (index[i] >= 0 && index[i] < static_cast<int>(fields.size()))
+          cols[i].push_back(fields[index[i]] == "nan" ? std::nan("") : std::stod(fields[index[i]]));
+    }
+    pos = end + 1;
+  }
+  nlohmann::json out;
+  for (size_t i = 0; i < names.size(); ++i) out[names[i]] = stats(cols[i]);
+  return out;
+}
+
+void write_file_atomically(const std::filesystem::path& path, const std::string& content) {
+  const auto tmp = path.parent_path() / ("." + path.filename().string() + ".partial-" + std::to_string(::getpid()));
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) throw input_error(path.parent_path().string(), "output folder is not writable");
+  const bool ok = std::fwrite(content.data(), 1, content.size(), f) == content.size() && std::fflush(f) == 0 &&
+                  ::fsync(fileno(f)) == 0;
+  std::fclose(f);
+  if (!ok) {
+    std::filesystem::remove(tmp);
+    throw std::runtime_error(path.string() + ": write failed (disk full?)");
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+namespace {
+
+std::string window_name(int window, const char* ext) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "window-%06d.%s", window, ext);
+  return buf;
+}
+
+std::string read_whole(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+RunDirectory::RunDirectory(const std::filesystem::path& dir, const nlohmann::json& fingerprint, bool save_spectra,
+                           bool resume)
+    : dir_(dir), state_(dir / ".attnspec-run"), save_spectra_(save_spectra) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(dir)) {
+    fs::create_directories(dir, ec);
+    created_dir_ = !ec;
+  }
+  if (ec || !fs::is_directory(dir)) throw input_error(dir.string(), "cannot create output folder");
+  const auto fp_path = state_ / "run.json";
+  if (fs::exists(state_)) {
+    if (!resume)
+      throw input_error(dir.string(), "holds an unfinished run (" + state_.string() +
+                                          "); pass --resume to continue it, or remove that folder");
+    nlohmann::json old;
+    try {
+      old = nlohmann::json::parse(read_whole(fp_path));
+    } catch (const std::exception&) {
+      throw input_error(fp_path.string(), "unreadable run state; remove " + state_.string() + " to start afresh");
+    }
+    if (old != fingerprint) {
+      std::string diff;
+      for (auto& [k, v] : fingerprint.items())
+        if (!old.contains(k) || old[k] != v) diff += (diff.empty() ? "" : ", ") + k;
+      throw input_error(dir.string(), "cannot resume: the unfinished run was made with different " + diff);
+    }
+    // A window counts as done only when all its files are there (each was renamed into place).
+    for (const auto& e : fs::directory_iterator(state_))
+      if (e.path().filename().string().find(".partial-") != std::string::npos) fs::remove(e.path(), ec);
+  } else {
+    fs::create_directories(state_, ec);
+    if (ec) throw input_error(dir.string(), "output folder is not writable");
+    write_file_atomically(fp_path, fingerprint.dump(2) + "\n");
+  }
+}
+
+RunDirectory::~RunDirectory() {
+  if (finished_ || keep_) return;
+  std::error_code ec;
+  std::filesystem::remove_all(state_, ec);
+  if (created_dir_) std::filesystem::remove(dir_, ec);  // only if empty
+}
+
+bool RunDirectory::window_done(int window) const {
+  return std::filesystem::exists(state_ / window_name(window, "csv")) &&
+         (!save_spectra_ || std::filesystem::exists(state_ / window_name(window, "jsonl")));
+}
+
+void RunDirectory::add_window(const WindowResult& w, const WeightSpectra& weights) {
+  // The spectra file first: the csv's presence is what marks the window as done.
+  if (save_spectra_) write_file_atomically(state_ / window_name(w.window, "jsonl"), spectra_jsonl_rows(w, weights));
+  write_file_atomically(state_ / window_name(w.window, "csv"), heads_csv_rows(w, weights));
+}
+
+std::string RunDirectory::finish(int windows, const std::function<nlohmann::json(const std::string&)>& summary) {
+  std::string heads = heads_csv_header(), spectra;
+  for (int w = 0; w < windows; ++w) {
+    heads += read_whole(state_ / window_name(w, "csv"));
+    if (save_spectra_) spectra += read_whole(state_ / window_name(w, "jsonl"));
+  }
+  write_file_atomically(dir_ / "heads.csv", heads);
+  if (save_spectra_) write_file_atomically(dir_ / "spectra.jsonl", spectra);
+  else std::filesystem::remove(dir_ / "spectra.jsonl");  // a stale file from an earlier run would mislead
+  write_file_atomically(dir_ / "summary.json", summary(heads).dump(2) + "\n");
+  finished_ = true;
+  std::error_code ec;
+  std::filesystem::remove_all(state_, ec);
+  return heads;
 }
 
 }  // namespace attnspec

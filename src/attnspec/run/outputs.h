@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,29 +23,34 @@ std::string heads_csv_header();
 std::string heads_csv_rows(const WindowResult& w, const WeightSpectra& weights);
 std::string spectra_jsonl_rows(const WindowResult& w, const WeightSpectra& weights);
 
-// min / median / max of the per-head headline numbers over all rows written.
-class Aggregates {
- public:
-  void add(const WindowResult& w, const WeightSpectra& weights);
-  nlohmann::json to_json() const;
+// min / median / max of the per-head headline numbers, from heads.csv rows (so a resumed run and an
+// uninterrupted one aggregate the same bytes).
+nlohmann::json aggregates_from_csv(const std::string& heads_csv);
 
- private:
-  std::vector<double> k90_field_, k90_weights_, gap_k90_, gap_erank_, erank_field_, erank_weights_;
-};
-
-class OutputWriter {
+// A run's output folder. Each finished window is written to its own files inside a hidden state
+// folder (DIR/.attnspec-run/) with write-then-rename, so a run killed at any moment keeps every
+// window it finished. finish() concatenates them in window order into heads.csv (and
+// spectra.jsonl), writes summary.json, and removes the state. A run that fails on bad input
+// removes what it created.
+class RunDirectory {
  public:
-  // Creates `dir` if needed; nothing visible appears in it until commit().
-  OutputWriter(const std::filesystem::path& dir, bool save_spectra);
-  ~OutputWriter();  // removes the partial files unless committed
+  // `fingerprint` identifies the run's inputs and options; resume requires an exact match.
+  RunDirectory(const std::filesystem::path& dir, const nlohmann::json& fingerprint, bool save_spectra, bool resume);
+  ~RunDirectory();  // unless finished or kept: removes the state (and the folder, if it created it)
+
+  bool window_done(int window) const;
   void add_window(const WindowResult& w, const WeightSpectra& weights);
-  void commit(const nlohmann::json& summary);  // writes summary.json, renames everything into place
+  // Returns heads.csv's content (for aggregates) after writing everything into place.
+  std::string finish(int windows, const std::function<nlohmann::json(const std::string& heads_csv)>& summary);
+  void keep_state() { keep_ = true; }  // an interrupted run: leave the finished windows for --resume
+  const std::filesystem::path& state_dir() const { return state_; }
 
  private:
-  std::filesystem::path dir_, heads_tmp_, spectra_tmp_;
-  std::FILE* heads_ = nullptr;
-  std::FILE* spectra_ = nullptr;
-  bool committed_ = false;
+  std::filesystem::path dir_, state_;
+  bool save_spectra_, created_dir_ = false, finished_ = false, keep_ = false;
 };
+
+// Writes `content` to `path` atomically (temporary file, fsync, rename).
+void write_file_atomically(const std::filesystem::path& path, const std::string& content);
 
 }  // namespace attnspec

@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <fstream>
 
 #include "attnspec/common/error.h"
 #include "attnspec/model/forward.h"
@@ -25,6 +27,69 @@ std::string dtype_census(const TensorStore& store) {
   std::string s;
   for (const auto& [d, n] : count) s += (s.empty() ? "" : ",") + d;
   return s;
+}
+
+// FNV-1a: a stable fingerprint of inputs for --resume (not a security hash).
+uint64_t fnv1a(const void* data, size_t n, uint64_t h = 1469598103934665603ull) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+std::string hex(uint64_t v) {
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string file_fingerprint(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  const std::string s((std::istreambuf_iterator<char>(in)), {});
+  return hex(fnv1a(s.data(), s.size()));
+}
+
+// SIGINT stops a run at the next window boundary; the finished windows stay for --resume.
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_sigint(int) { g_interrupted = 1; }
+
+class SigintGuard {
+ public:
+  SigintGuard() { previous_ = std::signal(SIGINT, on_sigint); g_interrupted = 0; }
+  ~SigintGuard() { std::signal(SIGINT, previous_ == SIG_ERR ? SIG_DFL : previous_); }
+
+ private:
+  void (*previous_)(int);
+};
+
+// Bytes a run needs beyond the memory-mapped checkpoint (whose pages the OS can always drop):
+// one layer's weights widened to float32 (F16/BF16 checkpoints), the activations of a window,
+// and each thread's block of attention scores.
+size_t estimate_run_bytes(const Model& m, int n, int threads) {
+  const ModelConfig& c = m.config;
+  size_t widened = 0;
+  if (!m.layers.empty()) {
+    const LayerSpec& L = m.layers[0];
+    for (const auto* name : {&L.q.weight, &L.k.weight, &L.v.weight, &L.o.weight, &L.up.weight, &L.gate.weight,
+                             &L.down.weight})
+      if (!name->empty()) {
+        const TensorView& t = m.store->at(*name);
+        if (t.dtype != DType::F32) widened += size_t(t.numel()) * 4;
+      }
+  }
+  const size_t qd = size_t(c.n_heads) * c.head_dim, kvd = size_t(c.n_kv_heads) * c.head_dim;
+  const size_t activations = size_t(n) * (3 * size_t(c.d_model) + 2 * qd + 2 * kvd + 2 * size_t(c.d_ff)) * 4;
+  const size_t scores = size_t(threads) * 128 * size_t(n) * 4;
+  return widened + activations + scores + (64ull << 20);  // + code, spectra, buffers
+}
+
+size_t available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  size_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  return 0;  // unknown: no guard
 }
 
 }  // namespace
@@ -88,22 +153,59 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
 
   set_thread_count(rq.threads);
   const int last_layer = c.n_layers - 1;
-  OutputWriter writer(rq.out, rq.save_spectra);
+  const int nw = static_cast<int>(windows.windows.size());
+
+  // Refuse up front what cannot fit, rather than be killed by the OS at hour three.
+  const size_t need = estimate_run_bytes(*model, rq.ctx, thread_count()), have = available_memory_bytes();
+  if (have > 0 && need > have)
+    throw InputError("this run needs about " + std::to_string(need >> 20) + " MiB beyond the mapped checkpoint (" +
+                     std::to_string(rq.ctx) + "-token windows) but only " + std::to_string(have >> 20) +
+                     " MiB is available; use a smaller --ctx or fewer --threads");
+
+  // What a resumed run must share with the one it continues.
+  uint64_t stream_hash = fnv1a(nullptr, 0);
+  for (const auto& win : windows.windows) stream_hash = fnv1a(win.data(), win.size() * sizeof(int32_t), stream_hash);
+  nlohmann::json model_files = nlohmann::json::array();
+  for (const auto& f : model->store->files())
+    model_files.push_back({{"name", f.filename().string()}, {"bytes", std::filesystem::file_size(f)}});
+  const nlohmann::json fingerprint = {
+      {"attnspec_version", ATTNSPEC_VERSION},
+      {"model", std::filesystem::absolute(rq.model).string()},
+      {"config", file_fingerprint(rq.model / "config.json")},
+      {"weights", model_files},
+      {"input", input},
+      {"token_stream", hex(stream_hash)},
+      {"ctx", rq.ctx},
+      {"windows", nw},
+      {"save_spectra", rq.save_spectra},
+  };
+  RunDirectory out(rq.out, fingerprint, rq.save_spectra, rq.resume);
 
   const auto t_weights = Clock::now();
   const WeightSpectra weights = compute_weight_spectra(*model, last_layer);
-  double weight_seconds = std::chrono::duration<double>(Clock::now() - t_weights).count();
+  const double weight_seconds = std::chrono::duration<double>(Clock::now() - t_weights).count();
 
-  Aggregates aggregates;
   ForwardTimes totals;
   double spectra_seconds = 0;
   const bool tty = ::isatty(STDERR_FILENO);
   const auto t_windows = Clock::now();
-  const size_t nw = windows.windows.size();
-  for (size_t w = 0; w < nw; ++w) {
-    WindowResult r = analyze_window(*model, windows.windows[w], static_cast<int>(w), last_layer);
-    writer.add_window(r, weights);
-    aggregates.add(r, weights);
+  int resumed = 0, computed = 0;
+  SigintGuard sigint;
+  for (int w = 0; w < nw; ++w) {
+    if (out.window_done(w)) {
+      ++resumed;
+      continue;
+    }
+    if (g_interrupted) {
+      out.keep_state();
+      if (!rq.quiet && tty) std::fprintf(stderr, "\n");
+      throw Interrupted("interrupted after " + std::to_string(w) + " of " + std::to_string(nw) +
+                        " windows; the finished ones are kept in " + out.state_dir().string() +
+                        "; run the same command with --resume to continue");
+    }
+    WindowResult r = analyze_window(*model, windows.windows[w], w, last_layer);
+    out.add_window(r, weights);
+    ++computed;
     spectra_seconds += r.spectra_seconds;
     for (auto [sum, part] : {std::pair{&totals.widen, r.forward_times.widen}, {&totals.norm, r.forward_times.norm},
                              {&totals.qkv, r.forward_times.qkv}, {&totals.rope, r.forward_times.rope},
@@ -112,8 +214,8 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
       *sum += part;
     if (!rq.quiet) {
       const double elapsed = std::chrono::duration<double>(Clock::now() - t_windows).count();
-      const double eta = elapsed / double(w + 1) * double(nw - w - 1);
-      std::fprintf(stderr, "%sattnspec: window %zu/%zu (%d tokens, %d layers x %d heads)  %.1f s elapsed, eta %.1f s%s",
+      const double eta = elapsed / computed * double(nw - w - 1);
+      std::fprintf(stderr, "%sattnspec: window %d/%d (%d tokens, %d layers x %d heads)  %.1f s elapsed, eta %.1f s%s",
                    tty ? "\r" : "", w + 1, nw, rq.ctx, c.n_layers, c.n_heads, elapsed, eta, tty ? "  " : "\n");
       std::fflush(stderr);
     }
@@ -142,10 +244,10 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
       {"input", input},
       {"ctx", rq.ctx},
       {"windows", nw},
+      {"windows_resumed", resumed},
       {"layers_analyzed", last_layer + 1},
       {"threads", thread_count()},
       {"conventions", conventions_json()},
-      {"aggregates", aggregates.to_json()},
       {"timing_seconds",
        {{"total", total_seconds},
         {"weight_spectra", weight_seconds},
@@ -159,7 +261,10 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
           {"out_proj", totals.out_proj},
           {"mlp", totals.mlp}}}}},
   };
-  writer.commit(summary);
+  out.finish(nw, [&](const std::string& heads_csv) {
+    summary["aggregates"] = aggregates_from_csv(heads_csv);
+    return summary;
+  });
   return summary;
 }
 

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <stdexcept>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -23,6 +24,13 @@ struct AnalyzeRequest {
   bool save_spectra = false;
   bool allow_long_context = false;
   bool quiet = false;
+  bool resume = false;  // continue an unfinished run in `out` (same inputs and options)
+};
+
+// A run stopped by SIGINT at a window boundary; its finished windows are kept for --resume.
+class Interrupted : public std::runtime_error {
+ public:
+  explicit Interrupted(const std::string& what) : std::runtime_error(what) {}
 };
 
 // Runs the analysis and writes heads.csv, summary.json (and spectra.jsonl) into request.out.
