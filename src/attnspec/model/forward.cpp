@@ -2,6 +2,8 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -32,10 +34,12 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 class LayerWeights {
  public:
   explicit LayerWeights(const TensorStore& store) : store_(store) {}
+  ~LayerWeights() { release(); }
 
   const float* get(const std::string& name) {
     if (name.empty()) return nullptr;
     const TensorView& t = store_.at(name);
+    touched_.push_back(&t);
     if (t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
       return reinterpret_cast<const float*>(t.data);
     auto& buf = widened_[name];
@@ -48,11 +52,30 @@ class LayerWeights {
     }
     return buf.data();
   }
-  void clear() { widened_.clear(); }
+  // Done with this layer: free the widened copies and, for a checkpoint that is large next to
+  // the machine's memory, hand the layer's mapped pages back to the OS, so that resident memory
+  // stays near one layer rather than growing to the whole model (they are re-read from the page
+  // cache, or the disk, when the next window needs them).
+  void release() {
+    widened_.clear();
+    if (release_pages_)
+      for (const TensorView* t : touched_) {
+        const uintptr_t page = 4096, begin = reinterpret_cast<uintptr_t>(t->data) / page * page;
+        const uintptr_t end = reinterpret_cast<uintptr_t>(t->data) + t->nbytes;
+        ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+      }
+    touched_.clear();
+  }
 
  private:
+  static bool large_checkpoint(const TensorStore& store) {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && store.total_bytes() > size_t(pages) * size_t(page_size) / 4;
+  }
   const TensorStore& store_;
+  bool release_pages_ = large_checkpoint(store_);
   std::map<std::string, std::vector<float>> widened_;
+  std::vector<const TensorView*> touched_;
 };
 
 // y[n, out] = x[n, in] W^T + b (see LinearSpec for the two storage layouts).
@@ -62,7 +85,10 @@ class LayerWeights {
 // changes float32 rounding); and it scales better on few cores than OpenBLAS's threads.
 void apply_linear(const TensorStore& store, LayerWeights& w, const LinearSpec& s, const float* x, int n, int64_t ldx,
                   float* y, int64_t ldy) {
-  constexpr int kTileRows = 512, kTileCols = 256;
+  // Tiles depend only on the shapes: about 8 column tiles (multiples of 128) so that a few threads
+  // stay balanced, and all rows up to 2048 in one tile so that each weight tile is packed once.
+  constexpr int kTileRows = 2048;
+  const int64_t kTileCols = std::clamp<int64_t>((s.out / 8 + 127) / 128 * 128, 128, 1024);
   const float* weight = w.get(s.weight);
   const float* bias = w.get(s.bias);
   const int64_t ld = s.in_out_layout ? store.at(s.weight).shape[1] : s.in;  // [in, out_total] or [out, in]
@@ -71,7 +97,7 @@ void apply_linear(const TensorStore& store, LayerWeights& w, const LinearSpec& s
 #pragma omp parallel for schedule(dynamic) if (row_tiles * col_tiles > 1)
   for (int task = 0; task < row_tiles * col_tiles; ++task) {
     const int r0 = (task / col_tiles) * kTileRows, rows = std::min(kTileRows, n - r0);
-    const int64_t c0 = int64_t(task % col_tiles) * kTileCols, cols = std::min<int64_t>(kTileCols, s.out - c0);
+    const int64_t c0 = int64_t(task % col_tiles) * kTileCols, cols = std::min(kTileCols, s.out - c0);
     const float* xt = x + int64_t(r0) * ldx;
     float* yt = y + int64_t(r0) * ldy + c0;
     if (s.in_out_layout)
@@ -184,6 +210,11 @@ void activate(MlpKind kind, float* a, const float* b, int64_t count) {
   }
 }
 
+void add_into(float* h, const float* x, int64_t count) {
+#pragma omp parallel for schedule(static) if (count > kParallelMin)
+  for (int64_t i = 0; i < count; ++i) h[i] += x[i];
+}
+
 void check_finite(const float* p, int64_t count, int layer, const char* what, const Model& m) {
   bool bad = false;
 #pragma omp parallel for reduction(|| : bad) schedule(static) if (count > kParallelMin)
@@ -278,7 +309,7 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
 
     t0 = Clock::now();
     apply_linear(store, w, L.o, att.data(), n, qd, x.data(), d);  // x reused as the block output
-    for (int64_t i = 0; i < int64_t(n) * d; ++i) h[i] += x[i];
+    add_into(h.data(), x.data(), int64_t(n) * d);
     t.out_proj += seconds_since(t0);
 
     t0 = Clock::now();
@@ -296,9 +327,9 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
       activate(c.mlp, ff.data(), nullptr, int64_t(n) * c.d_ff);
       apply_linear(store, w, L.down, ff.data(), n, c.d_ff, x.data(), d);
     }
-    for (int64_t i = 0; i < int64_t(n) * d; ++i) h[i] += x[i];
+    add_into(h.data(), x.data(), int64_t(n) * d);
     t.mlp += seconds_since(t0);
-    w.clear();
+    w.release();
   }
 }
 
@@ -335,6 +366,24 @@ void query_weights_transposed(const Model& model, int layer, int head, double* o
 void key_weights_transposed(const Model& model, int layer, int kv_head, double* out) {
   const int dh = model.config.head_dim;
   projection_rows_transposed(model, model.layers[layer].k, int64_t(kv_head) * dh, dh, out);
+}
+
+}  // namespace attnspec
+
+namespace attnspec {
+
+double sgemm_gflops(int size, int threads, int repeats) {
+  std::vector<float> a(size_t(size) * size, 1.0f), b(size_t(size) * size, 0.5f), c(size_t(size) * size);
+  openblas_set_num_threads(threads);
+  double best = 1e300;
+  for (int r = 0; r <= repeats; ++r) {  // the first product warms up
+    const auto t0 = Clock::now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, size, size, size, 1.0f, a.data(), size, b.data(), size, 0.0f,
+                c.data(), size);
+    if (r > 0) best = std::min(best, seconds_since(t0));
+  }
+  openblas_set_num_threads(1);
+  return 2.0 * size * size * double(size) / best / 1e9;
 }
 
 }  // namespace attnspec

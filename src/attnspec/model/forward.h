@@ -41,3 +41,9 @@ void set_thread_count(int threads);
 int thread_count();
 
 }  // namespace attnspec
+
+namespace attnspec {
+// The float32 GEMM rate of the linked BLAS (GFLOP/s, best of `repeats`), with BLAS's own threading
+// at `threads`: the ceiling a benchmark compares the forward pass with.
+double sgemm_gflops(int size, int threads, int repeats);
+}  // namespace attnspec

@@ -1,0 +1,247 @@
+"""attnspec's performance figures (issue "Performance and scale"), measured in one run.
+
+    python bench/bench.py [--only A,B,C,D,E,F] [--repeats 3] [--out bench/results.json]
+
+Models are random-initialised with transformers in the exact shapes of METRICS.md and cached in
+bench/cache/ (nothing is downloaded). Each figure prints as it completes; all are written to the
+JSON file. Timings are medians over --repeats (the slow baselines run once unless asked).
+
+A  end to end vs the Python pipeline (dense n x n SVDs), GPT-2 124M, ctx 1024, 2 windows
+B  end to end vs the best Python pipeline (same exact reduction in torch), same run
+C  forward FLOP/s over the machine's sgemm rate, Llama-3.2-1B shape, ctx 1024
+D  share of attnspec's run time spent on spectra and metrics (run A)
+E  speed-up from 1 to 2 threads (GPT-2, ctx 1024)
+F  Mistral-7B shape in bfloat16 at ctx 2048 (peak RSS vs checkpoint size); Llama-3.2-1B at ctx 8192
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / "cache"
+PY = sys.executable
+
+SHAPES = {
+    "gpt2-124m": ("gpt2", dict(n_embd=768, n_layer=12, n_head=12, n_positions=1024, vocab_size=50257), "float32"),
+    "llama-3.2-1b": ("llama", dict(
+        hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+        num_key_value_heads=8, head_dim=64, vocab_size=128256, max_position_embeddings=131072,
+        rms_norm_eps=1e-5, tie_word_embeddings=True,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}), "float32"),
+    "mistral-7b": ("mistral", dict(
+        hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+        num_key_value_heads=8, vocab_size=32000, max_position_embeddings=32768, sliding_window=4096,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, tie_word_embeddings=False), "bfloat16"),
+}
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def checkpoint(name: str) -> Path:
+    """The cached random checkpoint `name`, created on first use (in its own process, so its memory
+    is returned before anything is measured)."""
+    path = CACHE / name
+    if (path / "config.json").exists():
+        return path
+    family, kwargs, dtype = SHAPES[name]
+    log(f"creating {name} ({dtype}) in {path} ...")
+    code = f"""
+import torch, transformers
+family, kwargs, dtype = {family!r}, {kwargs!r}, {dtype!r}
+cfg_cls = {{"gpt2": transformers.GPT2Config, "llama": transformers.LlamaConfig, "mistral": transformers.MistralConfig}}[family]
+model_cls = {{"gpt2": transformers.GPT2LMHeadModel, "llama": transformers.LlamaForCausalLM, "mistral": transformers.MistralForCausalLM}}[family]
+cfg = cfg_cls(**kwargs)
+torch.manual_seed(0)
+with torch.device("meta"):
+    model = model_cls(cfg)
+model = model.to_empty(device="cpu").to(getattr(torch, dtype))
+with torch.no_grad():
+    for name, p in model.named_parameters():
+        if p.dim() == 1:
+            p.fill_(1.0) if "norm" in name or "ln_" in name else p.zero_()
+        else:
+            p.normal_(0.0, (2.0 / sum(p.shape)) ** 0.5)
+model.save_pretrained({str(path)!r}, safe_serialization=True)
+"""
+    subprocess.run([PY, "-c", code], check=True)
+    return path
+
+
+def token_file(n: int, vocab: int, seed: int = 0) -> Path:
+    p = CACHE / f"ids-{n}-{vocab}-{seed}.json"
+    if not p.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps([int(t) for t in np.random.default_rng(seed).integers(0, vocab, n)]))
+    return p
+
+
+def timed(cmd: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
+    """Wall seconds and peak resident KB (GNU time) of one command."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
+        t0 = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", tf.name, *cmd], capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        tf.seek(0)
+        lines = [l for l in tf.read().splitlines() if l.strip().isdigit()]
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return wall, int(lines[-1]) if lines else 0, proc
+
+
+def attnspec_run(model: Path, ids: Path, ctx: int, out: Path, threads: int, windows: int, *extra) -> tuple[float, int, dict]:
+    wall, rss, _ = timed(["attnspec", "analyze", "--model", str(model), "--token-ids", str(ids), "--ctx", str(ctx),
+                          "--out", str(out), "--threads", str(threads), "--max-windows", str(windows), "--quiet", *extra])
+    return wall, rss, json.loads((out / "summary.json").read_text())
+
+
+def median_run(fn, repeats: int):
+    results = [fn() for _ in range(repeats)]
+    order = sorted(range(repeats), key=lambda i: results[i][0])
+    return results[order[len(order) // 2]], [r[0] for r in results]
+
+
+def forward_flops(cfg: dict, n: int, family: str) -> float:
+    """Matrix-multiply FLOPs of attnspec's forward over all layers (the last one only projects Q, K)."""
+    if family == "gpt2":
+        d, L, H = cfg["n_embd"], cfg["n_layer"], cfg["n_head"]
+        G, dh, dff, mlp_mats = H, d // H, 4 * d, 2
+    else:
+        d, L, H = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"]
+        G, dh, dff, mlp_mats = cfg["num_key_value_heads"], cfg.get("head_dim", d // H), cfg["intermediate_size"], 3
+    window = cfg.get("sliding_window") or n
+    visible = sum(min(i + 1, window) for i in range(n))  # causal (and windowed) query-key pairs
+    per_layer = (2 * n * d * (H * dh + 2 * G * dh)  # q, k, v
+                 + 2 * 2 * H * dh * visible          # scores and P V
+                 + 2 * n * H * dh * d                # o
+                 + mlp_mats * 2 * n * d * dff)       # MLP
+    last = 2 * n * d * (H * dh + G * dh)
+    return (L - 1) * per_layer + last
+
+
+def forward_seconds(summary: dict) -> float:
+    return sum(summary["timing_seconds"]["forward"].values())
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default="A,B,C,D,E,F")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--baseline-repeats", type=int, default=1)
+    ap.add_argument("--out", default=str(HERE / "results.json"))
+    args = ap.parse_args(argv)
+    only = set(args.only.split(","))
+    import attnspec
+
+    results: dict = {"machine": {"cores": os.cpu_count()}, "repeats": args.repeats}
+    work = Path(tempfile.mkdtemp(prefix="attnspec-bench-"))
+    threads = os.cpu_count() or 2
+    results["machine"]["sgemm_gflops"] = {t: attnspec._core.sgemm_gflops(2048, t, 5) for t in (1, threads)}
+    log(f"sgemm (2048^3, OpenBLAS): {results['machine']['sgemm_gflops']} GFLOP/s")
+
+    if only & {"A", "B", "D", "E"}:
+        gpt2 = checkpoint("gpt2-124m")
+        ids = token_file(2048, 50257)
+        (wall, _, summary), walls = median_run(lambda: attnspec_run(gpt2, ids, 1024, work / "a", threads, 2), args.repeats)
+        results["attnspec_gpt2_2x1024"] = {"seconds": wall, "all": walls, "timing": summary["timing_seconds"]}
+        log(f"attnspec  GPT-2 124M, 2 x 1024 tokens: {wall:.2f} s (median of {walls})")
+        if "D" in only:
+            t = summary["timing_seconds"]
+            share = (t["weight_spectra"] + t["field_spectra"]) / t["total"]
+            results["D_spectral_share"] = {"value": share, "target": "< 0.05"}
+            log(f"D  spectra and metrics share of run time: {share:.1%} (target < 5%)")
+        for fig, method in (("A", "dense"), ("B", "reduced")):
+            if fig not in only:
+                continue
+            def base():
+                w, rss, _ = timed([PY, str(HERE / "baseline.py"), "--model", str(gpt2), "--token-ids", str(ids),
+                                   "--ctx", "1024", "--max-windows", "2", "--method", method,
+                                   "--out", str(work / f"base-{method}.csv"), "--timing", str(work / f"base-{method}.json")])
+                return w, rss
+            (bwall, _), bwalls = median_run(base, args.baseline_repeats)
+            import pandas as pd
+            ours = pd.read_csv(work / "a" / "heads.csv")
+            theirs = pd.read_csv(work / f"base-{method}.csv")
+            m = ours.merge(theirs, on=["window", "layer", "head"], suffixes=("", "_base"))
+            agree = {"k90_field": float((m.k90_field == m.k90_field_base).mean()),
+                     "k90_weights": float((m.k90_weights == m.k90_weights_base).mean())}
+            speedup = bwall / wall
+            target = 30 if fig == "A" else 1.5
+            results[f"{fig}_vs_python_{method}"] = {"baseline_seconds": bwall, "baseline_all": bwalls,
+                                                    "attnspec_seconds": wall, "speedup": speedup,
+                                                    "target": f">= {target}", "k90_agreement": agree,
+                                                    "baseline_timing": json.loads((work / f"base-{method}.json").read_text())}
+            log(f"{fig}  vs Python ({method}): {bwall:.1f} s / {wall:.2f} s = {speedup:.1f}x (target >= {target}x); "
+                f"k90 agreement field {agree['k90_field']:.1%}, weights {agree['k90_weights']:.1%}")
+        if "E" in only:
+            times = {}
+            for t in (1, threads):
+                (w, _, s), _ = median_run(lambda: attnspec_run(gpt2, ids, 1024, work / f"e{t}", t, 1), args.repeats)
+                times[t] = w
+            sp = times[1] / times[threads]
+            results["E_threads"] = {"seconds": times, "speedup": sp, "target": ">= 1.8"}
+            log(f"E  threads 1 -> {threads}: {times[1]:.2f} s -> {times[threads]:.2f} s = {sp:.2f}x (target >= 1.8)")
+
+    if "C" in only:
+        llama = checkpoint("llama-3.2-1b")
+        cfg = json.loads((llama / "config.json").read_text())
+        ids = token_file(1024, 128256)
+        (wall, _, summary), walls = median_run(lambda: attnspec_run(llama, ids, 1024, work / "c", threads, 1), args.repeats)
+        flops = forward_flops(cfg, 1024, "llama")
+        fsec = forward_seconds(summary)
+        rate = flops / fsec / 1e9
+        peak = results["machine"]["sgemm_gflops"][threads]
+        results["C_forward_efficiency"] = {"forward_gflop": flops / 1e9, "forward_seconds": fsec, "gflops": rate,
+                                           "sgemm_gflops": peak, "efficiency": rate / peak, "target": ">= 0.70",
+                                           "timing": summary["timing_seconds"]}
+        log(f"C  Llama-3.2-1B forward: {flops / 1e9:.0f} GFLOP in {fsec:.2f} s = {rate:.1f} GFLOP/s, "
+            f"{rate / peak:.0%} of sgemm {peak:.1f} (target >= 70%)")
+
+    if "F" in only:
+        mistral = checkpoint("mistral-7b")
+        size = sum(p.stat().st_size for p in mistral.glob("*.safetensors"))
+        ids = token_file(2048, 32000)
+        wall, rss_kb, proc = timed(["attnspec", "analyze", "--model", str(mistral), "--token-ids", str(ids), "--ctx", "2048",
+                                    "--out", str(work / "f"), "--threads", str(threads), "--max-windows", "1", "--quiet"])
+        ratio = rss_kb * 1024 / size
+        results["F_mistral_7b_bf16_2048"] = {"seconds": wall, "peak_rss_bytes": rss_kb * 1024, "checkpoint_bytes": size,
+                                             "ratio": ratio, "target": "<= 1.15"}
+        log(f"F  Mistral-7B bf16, ctx 2048: {wall:.0f} s, peak RSS {rss_kb / 2**20:.2f} GiB = {ratio:.2f} x checkpoint "
+            f"{size / 2**30:.2f} GiB (target <= 1.15)")
+        # The baseline on the same job, under the machine's memory as a hard limit.
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        def limit():
+            resource.setrlimit(resource.RLIMIT_AS, (avail, avail))
+        t0 = time.perf_counter()
+        proc = subprocess.run([PY, str(HERE / "baseline.py"), "--model", str(mistral), "--token-ids", str(ids), "--ctx", "2048",
+                               "--max-windows", "1", "--out", str(work / "f-base.csv")], capture_output=True, text=True,
+                              preexec_fn=limit, timeout=7200)
+        fate = "completed" if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["?"])[-1][:300]
+        results["F_baseline"] = {"seconds": time.perf_counter() - t0, "returncode": proc.returncode, "fate": fate}
+        log(f"F  baseline on Mistral-7B: {fate} after {time.perf_counter() - t0:.0f} s")
+        llama = checkpoint("llama-3.2-1b")
+        ids = token_file(8192, 128256)
+        wall, rss_kb, _ = timed(["attnspec", "analyze", "--model", str(llama), "--token-ids", str(ids), "--ctx", "8192",
+                                 "--out", str(work / "f8k"), "--threads", str(threads), "--max-windows", "1", "--quiet"])
+        results["F_llama_1b_8192"] = {"seconds": wall, "peak_rss_bytes": rss_kb * 1024}
+        log(f"F  Llama-3.2-1B, ctx 8192: completed in {wall:.0f} s, peak RSS {rss_kb / 2**20:.2f} GiB")
+
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    log(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
