@@ -1,0 +1,178 @@
+// Normalizers of `tokenizers`: Unicode forms, Sequence, Prepend, Replace, Lowercase, Strip,
+// StripAccents.
+#include <nlohmann/json.hpp>
+
+#include "attnspec/common/error.h"
+#include "attnspec/tokenize/pipeline.h"
+#include "attnspec/tokenize/regex.h"
+#include "attnspec/tokenize/unicode.h"
+
+namespace attnspec {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kSupported =
+    "supported: NFC, NFD, NFKC, NFKD, Sequence, Prepend, Replace, Lowercase, Strip, StripAccents";
+
+class UnicodeForm : public Normalizer {
+ public:
+  explicit UnicodeForm(unicode::NormalForm form) : form_(form) {}
+  void normalize(std::string& text) const override { text = unicode::normalize(text, form_); }
+
+ private:
+  unicode::NormalForm form_;
+};
+
+class SequenceNormalizer : public Normalizer {
+ public:
+  explicit SequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> parts)
+      : parts_(std::move(parts)) {}
+  void normalize(std::string& text) const override {
+    for (const auto& part : parts_) part->normalize(text);
+  }
+
+ private:
+  std::vector<std::unique_ptr<Normalizer>> parts_;
+};
+
+class Prepend : public Normalizer {
+ public:
+  explicit Prepend(std::string prefix) : prefix_(std::move(prefix)) {}
+  void normalize(std::string& text) const override {
+    if (!text.empty()) text.insert(0, prefix_);
+  }
+
+ private:
+  std::string prefix_;
+};
+
+class Replace : public Normalizer {
+ public:
+  Replace(std::string literal, std::unique_ptr<Regex> regex, std::string content)
+      : literal_(std::move(literal)), regex_(std::move(regex)), content_(std::move(content)) {}
+  void normalize(std::string& text) const override {
+    std::string out;
+    size_t copied = 0;
+    auto replace = [&](size_t begin, size_t end) {
+      out.append(text, copied, begin - copied);
+      out += content_;
+      copied = end;
+    };
+    if (regex_) {
+      for (auto [begin, end] : regex_->find_all(text))
+        if (end > begin) replace(begin, end);
+    } else if (!literal_.empty()) {
+      for (size_t at = text.find(literal_); at != std::string::npos;
+           at = text.find(literal_, at + literal_.size()))
+        replace(at, at + literal_.size());
+    }
+    if (copied == 0) return;
+    out.append(text, copied);
+    text.swap(out);
+  }
+
+ private:
+  std::string literal_;
+  std::unique_ptr<Regex> regex_;
+  std::string content_;
+};
+
+class Lowercase : public Normalizer {
+ public:
+  void normalize(std::string& text) const override {
+    std::string out;
+    out.reserve(text.size());
+    for (const char* p = text.data(); p < text.data() + text.size();)
+      unicode::append_lowercase(out, unicode::next_code_point(p));
+    text.swap(out);
+  }
+};
+
+class Strip : public Normalizer {
+ public:
+  Strip(bool left, bool right) : left_(left), right_(right) {}
+  void normalize(std::string& text) const override {
+    size_t begin = 0, end = text.size();
+    if (left_) {
+      for (const char* p = text.data(); p < text.data() + end;) {
+        if (!unicode::is_white_space(unicode::next_code_point(p))) break;
+        begin = static_cast<size_t>(p - text.data());
+      }
+    }
+    if (right_) {
+      size_t last_content_end = begin;
+      for (const char* p = text.data() + begin; p < text.data() + text.size();)
+        if (!unicode::is_white_space(unicode::next_code_point(p)))
+          last_content_end = static_cast<size_t>(p - text.data());
+      end = last_content_end;
+    }
+    text = text.substr(begin, end - begin);
+  }
+
+ private:
+  bool left_, right_;
+};
+
+class StripAccents : public Normalizer {
+ public:
+  void normalize(std::string& text) const override {
+    std::string out;
+    for (const char* p = text.data(); p < text.data() + text.size();) {
+      const char32_t c = unicode::next_code_point(p);
+      if (!unicode::is_combining_mark(c)) unicode::append_utf8(out, c);
+    }
+    text.swap(out);
+  }
+};
+
+std::string string_field(const json& j, const char* key, const std::string& path) {
+  if (!j.contains(key) || !j[key].is_string())
+    throw input_error(path, "normalizer " + j.value("type", std::string("?")) + " lacks the string field '" + key + "'");
+  return j[key].get<std::string>();
+}
+
+}  // namespace
+
+std::unique_ptr<Normalizer> make_normalizer(const json& j, const std::string& path) {
+  if (j.is_null()) return nullptr;
+  if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
+    throw input_error(path, "normalizer without a type");
+  const std::string type = j["type"].get<std::string>();
+  if (type == "NFC") return std::make_unique<UnicodeForm>(unicode::NormalForm::NFC);
+  if (type == "NFD") return std::make_unique<UnicodeForm>(unicode::NormalForm::NFD);
+  if (type == "NFKC") return std::make_unique<UnicodeForm>(unicode::NormalForm::NFKC);
+  if (type == "NFKD") return std::make_unique<UnicodeForm>(unicode::NormalForm::NFKD);
+  if (type == "Lowercase") return std::make_unique<Lowercase>();
+  if (type == "StripAccents") return std::make_unique<StripAccents>();
+  if (type == "Strip")
+    return std::make_unique<Strip>(j.value("strip_left", true), j.value("strip_right", true));
+  if (type == "Prepend") return std::make_unique<Prepend>(string_field(j, "prepend", path));
+  if (type == "Replace") {
+    const json& pattern = j.value("pattern", json());
+    const std::string content = string_field(j, "content", path);
+    if (pattern.contains("String") && pattern["String"].is_string())
+      return std::make_unique<Replace>(pattern["String"].get<std::string>(), nullptr, content);
+    if (pattern.contains("Regex") && pattern["Regex"].is_string()) {
+      try {
+        return std::make_unique<Replace>("", std::make_unique<Regex>(pattern["Regex"].get<std::string>()),
+                                         content);
+      } catch (const std::invalid_argument& e) {
+        throw input_error(path, std::string("Replace normalizer: ") + e.what());
+      }
+    }
+    throw input_error(path, "Replace normalizer needs a pattern {\"String\": ...} or {\"Regex\": ...}");
+  }
+  if (type == "Sequence") {
+    if (!j.contains("normalizers") || !j["normalizers"].is_array())
+      throw input_error(path, "Sequence normalizer lacks the list 'normalizers'");
+    std::vector<std::unique_ptr<Normalizer>> parts;
+    for (const json& part : j["normalizers"])
+      if (auto n = make_normalizer(part, path)) parts.push_back(std::move(n));
+    return std::make_unique<SequenceNormalizer>(std::move(parts));
+  }
+  throw input_error(path, "unsupported normalizer type '" + type + "' (" + kSupported + ")");
+}
+
+}  // namespace attnspec
