@@ -45,7 +45,9 @@ def test_valid_setup_runs(setup):
     model, ids, out = setup
     proc = run_analyze(model, ids, out)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["heads.csv", "summary.json"]
+    names = {p.name for p in out.iterdir()}
+    assert {"heads.csv", "summary.json"} <= names
+    assert not [n for n in names if n.startswith(".") or "partial" in n], names
 
 
 def test_missing_model_folder(setup):
@@ -145,3 +147,27 @@ def test_usage_errors_exit_2(setup):
     proc = subprocess.run(["attnspec", "analyze", "--model", str(model), "--token-ids", str(ids), "--ctx", "abc",
                            "--out", str(out)], capture_output=True, text=True)
     assert proc.returncode == 2
+
+
+def test_tensors_of_layers_the_config_lacks(setup):
+    model, ids, out = setup
+    edit_config(model, num_hidden_layers=2)
+    expect_input_error(run_analyze(model, ids, out), out, "model.layers.2.", "2 layers")
+
+
+def test_sharded_index_naming_a_missing_shard(setup):
+    model, ids, out = setup
+    (model / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {"model.embed_tokens.weight": "model-00002-of-00002.safetensors"}}))
+    expect_input_error(run_analyze(model, ids, out), out, "model-00002-of-00002.safetensors")
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("hidden_size", 10 ** 9, ["implausibly large"]),
+    ("num_attention_heads", "four", ["num_attention_heads", "integer"]),
+    ("rope_parameters", {"rope_type": "yarn", "rope_theta": 1e4}, ["yarn", "not supported"]),
+])
+def test_inconsistent_config_fields(setup, field, value, words):
+    model, ids, out = setup
+    edit_config(model, **{field: value})
+    expect_input_error(run_analyze(model, ids, out), out, *words)

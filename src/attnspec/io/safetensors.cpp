@@ -95,24 +95,22 @@ void TensorView::to_float32(float* out, size_t first, size_t count) const {
   }
 }
 
-void TensorStore::add_file(const std::filesystem::path& path) {
-  auto file = std::make_unique<MappedFile>(path);
-  const std::string where = path.string();
-  const size_t size = file->size();
+std::vector<TensorView> parse_safetensors(const std::byte* data, size_t size, const std::string& where) {
   if (size < 8) throw input_error(where, "truncated safetensors file (" + std::to_string(size) + " bytes)");
   uint64_t header_len;
-  std::memcpy(&header_len, file->data(), 8);  // little-endian u64
+  std::memcpy(&header_len, data, 8);  // little-endian u64
   if (header_len > kMaxHeaderBytes)
     throw input_error(where, "safetensors header length " + std::to_string(header_len) + " exceeds the 100 MB limit");
   if (header_len > size - 8)
     throw input_error(where, "safetensors header length " + std::to_string(header_len) +
                                  " runs past the end of the file (" + std::to_string(size) + " bytes)");
-  const char* header = reinterpret_cast<const char*>(file->data()) + 8;
+  const char* header = reinterpret_cast<const char*>(data) + 8;
   nlohmann::json j = nlohmann::json::parse(header, header + header_len, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw input_error(where, "safetensors header is not a JSON object");
 
-  const std::byte* base = file->data() + 8 + header_len;
+  const std::byte* base = data + 8 + header_len;
   const uint64_t data_size = size - 8 - header_len;
+  std::vector<TensorView> out;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (auto& [name, info] : j.items()) {
     if (name == "__metadata__") continue;
@@ -148,15 +146,24 @@ void TensorStore::add_file(const std::filesystem::path& path) {
                                    std::to_string(numel * dtype_size(t.dtype)));
     t.data = base + begin;
     t.nbytes = end - begin;
-    t.file = file.get();
-    if (tensors_.count(name)) throw input_error(where, what + " appears in more than one file");
     ranges.emplace_back(begin, end);
-    tensors_.emplace(name, std::move(t));
+    out.push_back(std::move(t));
   }
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); ++i)
     if (ranges[i].first < ranges[i - 1].second && ranges[i].first != ranges[i].second)
       throw input_error(where, "tensor data ranges overlap");
+  return out;
+}
+
+void TensorStore::add_file(const std::filesystem::path& path) {
+  auto file = std::make_unique<MappedFile>(path);
+  for (TensorView& t : parse_safetensors(file->data(), file->size(), path.string())) {
+    if (tensors_.count(t.name)) throw input_error(path.string(), "tensor '" + t.name + "' appears in more than one file");
+    t.file = file.get();
+    const std::string name = t.name;
+    tensors_.emplace(name, std::move(t));
+  }
   files_.push_back(std::move(file));
 }
 

@@ -33,6 +33,11 @@ struct TensorView {
   void to_float32(float* out, size_t first, size_t count) const;
 };
 
+// Parses and validates a whole safetensors file held in memory (header length against the size,
+// header JSON, dtypes, shapes and their byte sizes, data_offsets in range and not overlapping).
+// `where` names the file in errors. The views point into `data`.
+std::vector<TensorView> parse_safetensors(const std::byte* data, size_t size, const std::string& where);
+
 // All tensors of a checkpoint folder (or of a single .safetensors file), by name.
 class TensorStore {
  public:

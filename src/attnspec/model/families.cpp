@@ -227,12 +227,18 @@ std::vector<std::string> supported_families() {
   return names;
 }
 
-std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
-  const auto config_path = path / "config.json";
-  if (!std::filesystem::is_directory(path)) throw input_error(path.string(), "not a checkpoint folder");
-  const nlohmann::json raw = read_json_file(config_path);
-  if (!raw.is_object()) throw input_error(config_path.string(), "is not a JSON object");
-  const JsonFields cfg(raw, config_path.string());
+namespace {
+
+// config.json -> the model's config, its family table and which biases it carries.
+struct Description {
+  ModelConfig config;
+  const FamilyTable* table = nullptr;
+  Biases bias;
+};
+
+Description describe(const nlohmann::json& raw, const std::string& where) {
+  if (!raw.is_object()) throw input_error(where, "is not a JSON object");
+  const JsonFields cfg(raw, where);
   const std::string type = cfg.string("model_type");
   const FamilyTable* table = nullptr;
   for (const auto& t : family_tables())
@@ -240,22 +246,40 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
   if (!table) {
     std::string list;
     for (const auto& f : supported_families()) list += (list.empty() ? "" : ", ") + f;
-    throw input_error(config_path.string(), "model_type '" + type + "' is not supported (supported: " + list + ")");
+    throw input_error(where, "model_type '" + type + "' is not supported (supported: " + list + ")");
   }
-
-  auto model = std::make_unique<Model>();
-  model->path = path;
-  ModelConfig& c = model->config;
+  Description desc;
+  desc.table = table;
+  ModelConfig& c = desc.config;
   c.family = type;
-  Biases bias;
-  table->read_config(cfg, c, bias);
+  table->read_config(cfg, c, desc.bias);
   if (c.n_heads % c.n_kv_heads != 0)
-    throw input_error(config_path.string(), "num_key_value_heads " + std::to_string(c.n_kv_heads) +
-                                                " does not divide num_attention_heads " + std::to_string(c.n_heads));
+    throw input_error(where, "num_key_value_heads " + std::to_string(c.n_kv_heads) + " does not divide num_attention_heads " +
+                                 std::to_string(c.n_heads));
   // Guard against configs whose sizes would make every buffer absurd (and products overflow).
   for (auto [name, v] : {std::pair{"hidden size", c.d_model}, {"head_dim", c.head_dim}, {"intermediate size", c.d_ff},
-                         {"layer count", c.n_layers}, {"head count", c.n_heads}})
-    if (v > (1 << 20)) throw input_error(config_path.string(), std::string(name) + " " + std::to_string(v) + " is implausibly large");
+                         {"layer count", c.n_layers}, {"head count", c.n_heads}, {"vocabulary size", c.vocab_size},
+                         {"max_position_embeddings", c.max_positions}})
+    if (v > (1 << 24)) throw input_error(where, std::string(name) + " " + std::to_string(v) + " is implausibly large");
+  if (int64_t(c.n_heads) * c.head_dim > (1 << 20) || int64_t(c.d_model) * c.d_ff > (int64_t(1) << 34))
+    throw input_error(where, "attention or MLP width is implausibly large");
+  return desc;
+}
+
+}  // namespace
+
+ModelConfig read_model_config(const nlohmann::json& raw, const std::string& where) { return describe(raw, where).config; }
+
+std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
+  const auto config_path = path / "config.json";
+  if (!std::filesystem::is_directory(path)) throw input_error(path.string(), "not a checkpoint folder");
+  Description desc = describe(read_json_file(config_path), config_path.string());
+  const FamilyTable* table = desc.table;
+  const Biases bias = desc.bias;
+  auto model = std::make_unique<Model>();
+  model->path = path;
+  model->config = std::move(desc.config);
+  ModelConfig& c = model->config;
 
   model->store = TensorStore::open(path);
   const TensorStore& store = *model->store;
@@ -324,7 +348,17 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
     }
     model->layers.push_back(std::move(L));
   }
-  for (const auto& [name, t] : store.tensors()) c.parameter_count += t.numel();
+  // A tensor of a layer the config does not have means config and weights disagree.
+  const std::string layer_root = prefix + std::string(table->attn_norm).substr(0, std::string(table->attn_norm).find("{L}"));
+  for (const auto& [name, t] : store.tensors()) {
+    if (name.rfind(layer_root, 0) == 0) {
+      const int layer = std::atoi(name.c_str() + layer_root.size());
+      if (layer >= c.n_layers)
+        throw input_error(t.file->path().string(), "holds tensor '" + name + "' of layer " + std::to_string(layer) +
+                                                       " but config.json has " + std::to_string(c.n_layers) + " layers");
+    }
+    c.parameter_count += t.numel();
+  }
   return model;
 }
 

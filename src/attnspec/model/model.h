@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "attnspec/io/safetensors.h"
 
 namespace attnspec {
@@ -72,6 +74,9 @@ struct Model {
 // each tensor's shape and dtype against the config before any compute. Throws InputError naming
 // the file and the field or tensor that does not fit.
 std::unique_ptr<Model> load_model(const std::filesystem::path& path);
+
+// The config alone (config.json's parsed JSON; `where` names it in errors): for tests and fuzzing.
+ModelConfig read_model_config(const nlohmann::json& raw, const std::string& where);
 
 // Families this build describes, for messages and `attnspec models`.
 std::vector<std::string> supported_families();
