@@ -121,6 +121,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("interaction_spectrum", &interaction_spectrum, py::arg("W_q"), py::arg("W_k"));
   m.def("summarize", [](const std::vector<double>& sigma) { return summary_dict(summarize(sigma)); }, py::arg("sigma"));
   m.def("set_threads", &set_thread_count, py::arg("threads"));
+  m.def("sgemm_gflops", [](int size, int threads, int repeats) {
+          // The machine's float32 GEMM rate through the BLAS attnspec links (for benchmarks): the
+          // best of `repeats` size^3 products with OpenBLAS's own threading.
+          py::gil_scoped_release release;
+          return sgemm_gflops(size, threads, repeats);
+        }, py::arg("size") = 2048, py::arg("threads") = 1, py::arg("repeats") = 5);
   m.def("supported_families", &supported_families);
 
   py::class_<Tokenizer, std::shared_ptr<Tokenizer>>(m, "Tokenizer")
