@@ -66,8 +66,8 @@ def test_spectra_match_dense_float64_svd(checkpoints, family, variant):
             # The weights are bit-identical inputs: agreement is to float64 rounding.
             assert err_m < 1e-10, f"layer {layer} head {h}: W_Q^T W_K differs by {err_m:.2e} sigma_1"
             # The field is built from attnspec's own float32 forward, which differs from PyTorch's
-            # by float32 rounding (~1e-7 relative per layer).
-            assert err_e < 1e-5, f"layer {layer} head {h}: E~ differs by {err_e:.2e} sigma_1"
+            # by float32 rounding (measured up to ~4e-7 sigma_1 over these checkpoints).
+            assert err_e < 1e-6, f"layer {layer} head {h}: E~ differs by {err_e:.2e} sigma_1"
             if hf_oracle.k_tau(field[layer, h], 0.9) != hf_oracle.k_tau(dense_e, 0.9):
                 k90_mismatch.append((layer, h))
             assert hf_oracle.k_tau(weights[layer, h], 0.9) == hf_oracle.k_tau(dense_m, 0.9)
