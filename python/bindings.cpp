@@ -11,7 +11,13 @@
 #include "attnspec/model/forward.h"
 #include "attnspec/model/model.h"
 #include "attnspec/run/analysis.h"
+#include "attnspec/run/extras.h"
+#include "attnspec/run/plan.h"
 #include "attnspec/run/run.h"
+#include "attnspec/spectra/causal.h"
+#include "attnspec/spectra/compression.h"
+#include "attnspec/spectra/field_factors.h"
+#include "attnspec/spectra/invariants.h"
 #include "attnspec/spectra/metrics.h"
 #include "attnspec/spectra/spectra.h"
 #include "attnspec/tokenize/text.h"
@@ -107,6 +113,49 @@ py::dict config_dict(const ModelConfig& c) {
   d["sliding_window"] = c.sliding_window;
   d["positions"] = c.learned_positions ? std::string("learned") : c.rope_description;
   return d;
+}
+
+}  // namespace
+
+// ---- Beyond the paper: causal field, invariants, data side, compression (helpers) -------------
+namespace {
+
+using Array64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+// Q and K as float64 row-major [n, d_h] arrays of the same shape.
+std::pair<Array64, Array64> head_arrays(const py::array& q, const py::array& k) {
+  auto q64 = Array64::ensure(q), k64 = Array64::ensure(k);
+  if (!q64 || !k64) throw py::type_error("Q and K must be numeric arrays");
+  if (q64.ndim() != 2 || k64.ndim() != 2 || q64.shape(0) != k64.shape(0) || q64.shape(1) != k64.shape(1))
+    throw py::value_error("Q and K must both be [n, d_h] arrays of the same shape");
+  if (q64.shape(0) == 0 || q64.shape(1) == 0) throw py::value_error("Q and K must not be empty");
+  return {q64, k64};
+}
+
+double default_scale(const py::array& q, std::optional<double> scale) {
+  return scale.value_or(1.0 / std::sqrt(static_cast<double>(q.shape(1))));
+}
+
+CausalMethod causal_method_of(const std::string& name) {
+  if (name == "auto") return CausalMethod::Auto;
+  if (name == "dense") return CausalMethod::Dense;
+  if (name == "lanczos") return CausalMethod::Lanczos;
+  throw py::value_error("method must be 'auto', 'dense' or 'lanczos'");
+}
+
+py::object k_or_none(int k) { return k < 0 ? py::object(py::none()) : py::object(py::int_(k)); }
+
+AnalysisOptions analysis_options_from(const py::dict& d) {
+  AnalysisOptions o;
+  if (d.contains("field")) o.field = parse_field_mode(d["field"].cast<std::string>());
+  if (d.contains("data_side")) o.data_side = d["data_side"].cast<bool>();
+  if (d.contains("invariants")) o.invariants = d["invariants"].cast<bool>();
+  if (d.contains("causal_method")) o.causal.method = causal_method_of(d["causal_method"].cast<std::string>());
+  if (d.contains("causal_dense_max")) o.causal.dense_max = d["causal_dense_max"].cast<int>();
+  if (d.contains("causal_max_values")) o.causal.max_values = d["causal_max_values"].cast<int>();
+  if (o.causal.dense_max < 0 || o.causal.max_values < 1)
+    throw InputError("causal_dense_max must be >= 0 and causal_max_values >= 1");
+  return o;
 }
 
 }  // namespace
@@ -226,8 +275,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("run_analyze", [](const std::filesystem::path& model, std::optional<std::filesystem::path> text,
                           std::optional<std::filesystem::path> token_ids, int ctx, const std::filesystem::path& out,
                           int max_windows, bool save_spectra, int threads, std::optional<std::filesystem::path> tokenizer,
-                          int strip_gutenberg, bool allow_long_context, bool quiet, bool resume) {
+                          int strip_gutenberg, bool allow_long_context, bool quiet, bool resume,
+                          std::optional<py::dict> options) {
           AnalyzeRequest rq;
+          if (options) rq.options = analysis_options_from(*options);  // --field, --data-side, --invariants
           rq.model = model;
           if (text) rq.text = *text;
           if (token_ids) rq.token_ids = *token_ids;
@@ -251,5 +302,189 @@ PYBIND11_MODULE(_core, m) {
         py::arg("model"), py::arg("text") = py::none(), py::arg("token_ids") = py::none(), py::arg("ctx"), py::arg("out"),
         py::arg("max_windows") = 0, py::arg("save_spectra") = false, py::arg("threads") = 0,
         py::arg("tokenizer") = py::none(), py::arg("strip_gutenberg") = -1, py::arg("allow_long_context") = false,
-        py::arg("quiet") = true, py::arg("resume") = false);
+        py::arg("quiet") = true, py::arg("resume") = false, py::arg("options") = py::none());
+
+  // ---- Beyond the paper: causal field, invariants, data side, compression plan ----------------
+  // Array-level functions on one head's Q, K ([n, d_h], any float dtype, computed in float64).
+  m.def("causal_field_spectrum",
+        [](py::array q, py::array k, std::optional<double> scale, std::optional<int> values, std::optional<int> window,
+           const std::string& method, int dense_max, int max_values) {
+          auto [q64, k64] = head_arrays(q, k);
+          const int n = static_cast<int>(q64.shape(0)), dh = static_cast<int>(q64.shape(1));
+          CausalOptions o;
+          o.method = causal_method_of(method);
+          o.dense_max = dense_max;
+          o.max_values = std::max(1, max_values);
+          o.values = values.value_or(0);
+          if (o.values < 0) throw py::value_error("k must be positive");
+          const double s = default_scale(q64, scale);
+          CausalSpectrum cs;
+          {
+            py::gil_scoped_release release;
+            const CausalFieldOperator op(q64.data(), dh, k64.data(), dh, n, dh, s, window.value_or(0));
+            cs = causal_field_spectrum(op, o);
+          }
+          py::dict d;
+          d["sigma"] = to_numpy(cs.sigma);
+          d["method"] = cs.method;
+          d["complete"] = cs.complete;
+          d["krylov_dim"] = cs.krylov_dim;
+          d["variance"] = cs.variance;
+          d["unexplained"] = cs.variance > 0 ? cs.unexplained / cs.variance : 0.0;
+          d["residual"] = cs.residual;
+          d["k_tau_exact"] = cs.k_tau_exact;
+          d["numerical_rank"] = cs.numerical_rank;
+          py::dict kt, kl;
+          for (size_t t = 0; t < kTaus.size(); ++t) {
+            const std::string name = "k" + std::to_string(int(std::lround(kTaus[t] * 100)));
+            kt[name.c_str()] = k_or_none(cs.k_tau[t]);
+            kl[name.c_str()] = k_or_none(cs.k_tau_lower[t]);
+          }
+          d["k_tau"] = kt;
+          d["k_tau_lower"] = kl;
+          d["erank"] = cs.summary.effective_rank;
+          d["participation_ratio"] = cs.summary.participation_ratio;
+          d["stable_rank"] = cs.summary.stable_rank;
+          return d;
+        },
+        py::arg("Q"), py::arg("K"), py::arg("scale") = py::none(), py::arg("k") = py::none(),
+        py::arg("window") = py::none(), py::arg("method") = "auto", py::arg("dense_max") = 1024,
+        py::arg("max_values") = 512);
+  m.def("causal_field_matrix",
+        [](py::array q, py::array k, std::optional<double> scale, std::optional<int> window) {
+          auto [q64, k64] = head_arrays(q, k);
+          const int n = static_cast<int>(q64.shape(0)), dh = static_cast<int>(q64.shape(1));
+          const CausalFieldOperator op(q64.data(), dh, k64.data(), dh, n, dh, default_scale(q64, scale), window.value_or(0));
+          const std::vector<double> a = op.materialise();  // column-major
+          py::array_t<double> out({n, n});
+          auto r = out.mutable_unchecked<2>();
+          for (int i = 0; i < n; ++i)
+            for (int j = 0; j < n; ++j) r(i, j) = a[size_t(j) * n + i];
+          return out;
+        },
+        py::arg("Q"), py::arg("K"), py::arg("scale") = py::none(), py::arg("window") = py::none());
+  m.def("energy_field_svd",
+        [](py::array q, py::array k, std::optional<double> scale) {
+          auto [q64, k64] = head_arrays(q, k);
+          const int n = static_cast<int>(q64.shape(0)), dh = static_cast<int>(q64.shape(1));
+          FieldFactors f;
+          {
+            py::gil_scoped_release release;
+            f = field_factors(q64.data(), dh, k64.data(), dh, n, dh, default_scale(q64, scale));
+          }
+          py::array_t<double> left({n, f.r}), right({n, f.r});
+          auto L = left.mutable_unchecked<2>();
+          auto R = right.mutable_unchecked<2>();
+          for (int t = 0; t < f.r; ++t)
+            for (int i = 0; i < n; ++i) {
+              L(i, t) = f.left[size_t(t) * n + i];
+              R(i, t) = f.right[size_t(t) * n + i];
+            }
+          return py::make_tuple(left, to_numpy(f.sigma), right);
+        },
+        py::arg("Q"), py::arg("K"), py::arg("scale") = py::none());
+  m.def("field_invariants",
+        [](py::array q, py::array k, std::optional<double> scale) {
+          auto [q64, k64] = head_arrays(q, k);
+          const int n = static_cast<int>(q64.shape(0)), dh = static_cast<int>(q64.shape(1));
+          FieldInvariants v;
+          std::vector<double> leverage;
+          {
+            py::gil_scoped_release release;
+            const FieldFactors f = field_factors(q64.data(), dh, k64.data(), dh, n, dh, default_scale(q64, scale));
+            v = field_invariants(f);
+            leverage = f.kc_leverage;
+          }
+          py::dict d;
+          d["row_sum_residual"] = v.row_sum_residual;
+          d["max_abs"] = v.max_abs;
+          d["rank"] = v.rank;
+          d["rank_tolerance"] = v.rank_tolerance;
+          d["col_participation"] = v.col_participation;
+          d["col_top1pct_share"] = v.col_top1pct_share;
+          d["col_top_position"] = v.col_top_position;
+          d["key_coherence"] = v.key_coherence;
+          d["key_coherence_position"] = v.key_coherence_position;
+          d["key_rank"] = v.key_rank;
+          d["key_leverage"] = to_numpy(leverage);
+          return d;
+        },
+        py::arg("Q"), py::arg("K"), py::arg("scale") = py::none());
+  m.def("compression_curve",
+        [](py::array q, py::array k, std::optional<double> scale, std::optional<int> window, py::object ranks) {
+          auto [q64, k64] = head_arrays(q, k);
+          const int n = static_cast<int>(q64.shape(0)), dh = static_cast<int>(q64.shape(1));
+          const int r = std::min(n, dh);
+          std::vector<int> ks;
+          if (ranks.is_none() || (py::isinstance<py::str>(ranks) && ranks.cast<std::string>() == "all"))
+            ks = compression_ranks(r, false);
+          else if (py::isinstance<py::str>(ranks) && ranks.cast<std::string>() == "geometric")
+            ks = compression_ranks(r, true);
+          else if (py::isinstance<py::str>(ranks))
+            throw py::value_error("ranks must be 'all', 'geometric' or a list of ints");
+          else
+            ks = ranks.cast<std::vector<int>>();
+          CompressionCurve c;
+          std::vector<double> sigma;
+          {
+            py::gil_scoped_release release;
+            const FieldFactors f = field_factors(q64.data(), dh, k64.data(), dh, n, dh, default_scale(q64, scale));
+            c = compression_curve(f, window.value_or(0), ks);
+            sigma = f.sigma;
+          }
+          py::dict d;
+          d["k"] = py::array_t<int>(c.k.size(), c.k.data());
+          d["tv"] = to_numpy(c.tv);
+          d["kl"] = to_numpy(c.kl);
+          d["sigma"] = to_numpy(sigma);
+          return d;
+        },
+        py::arg("Q"), py::arg("K"), py::arg("scale") = py::none(), py::arg("window") = py::none(),
+        py::arg("ranks") = py::none());
+  m.def("data_spectrum",
+        [](py::array x, bool centre) {
+          auto x64 = Array64::ensure(x);
+          if (!x64 || x64.ndim() != 2 || x64.shape(0) == 0 || x64.shape(1) == 0)
+            throw py::value_error("X must be a non-empty 2-D numeric array [n, d]");
+          const int n = static_cast<int>(x64.shape(0)), d = static_cast<int>(x64.shape(1));
+          std::vector<double> s;
+          {
+            py::gil_scoped_release release;
+            s = data_singular_values(x64.data(), d, n, d, centre);
+          }
+          return to_numpy(s);
+        },
+        py::arg("X"), py::arg("centre") = true);
+  m.def("head_summary_csv", &head_summary_csv, py::arg("heads_csv"));
+  m.def("run_plan",
+        [](const std::filesystem::path& model, std::optional<std::filesystem::path> text,
+           std::optional<std::filesystem::path> token_ids, int ctx, const std::filesystem::path& out,
+           const std::vector<double>& tolerances, const std::string& ranks, int max_windows, int threads,
+           std::optional<std::filesystem::path> tokenizer, int strip_gutenberg, bool allow_long_context, bool quiet) {
+          PlanRequest rq;
+          rq.model = model;
+          if (text) rq.text = *text;
+          if (token_ids) rq.token_ids = *token_ids;
+          if (tokenizer) rq.tokenizer = *tokenizer;
+          if (ranks != "all" && ranks != "geometric") throw InputError("ranks must be 'all' or 'geometric'");
+          rq.ctx = ctx;
+          rq.out = out;
+          rq.tolerances = tolerances;
+          rq.geometric = ranks == "geometric";
+          rq.max_windows = max_windows;
+          rq.threads = threads;
+          rq.strip_gutenberg = strip_gutenberg;
+          rq.allow_long_context = allow_long_context;
+          rq.quiet = quiet;
+          std::string summary;
+          {
+            py::gil_scoped_release release;
+            summary = run_plan(rq).dump();
+          }
+          return summary;
+        },
+        py::arg("model"), py::arg("text") = py::none(), py::arg("token_ids") = py::none(), py::arg("ctx"), py::arg("out"),
+        py::arg("tolerances"), py::arg("ranks") = "all", py::arg("max_windows") = 0, py::arg("threads") = 0,
+        py::arg("tokenizer") = py::none(), py::arg("strip_gutenberg") = -1, py::arg("allow_long_context") = false,
+        py::arg("quiet") = true);
 }

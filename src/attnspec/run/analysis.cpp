@@ -42,20 +42,29 @@ WeightSpectra compute_weight_spectra(const Model& model, int last_layer) {
   return out;
 }
 
-WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, int window_index, int last_layer) {
+WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, int window_index, int last_layer,
+                            const AnalysisOptions& options) {
   const ModelConfig& c = model.config;
   WindowResult result;
   result.window = window_index;
   result.n = static_cast<int>(ids.size());
   result.heads.resize(size_t(last_layer + 1) * c.n_heads);
+  result.options = options;
+  if (options.data_side) result.layers.resize(last_layer + 1);
   forward(
       model, ids, last_layer,
       [&](const LayerActivations& a) {
         const auto t0 = std::chrono::steady_clock::now();
         const long ldq = long(c.n_heads) * c.head_dim, ldk = long(c.n_kv_heads) * c.head_dim;
         FirstException error;
+        // One task per head, plus (--data-side) the layer's Xc spectrum as task -1, started first.
+        const int first_task = options.data_side ? -1 : 0;
 #pragma omp parallel for schedule(dynamic)
-        for (int h = 0; h < c.n_heads; ++h) error.capture([&] {
+        for (int h = first_task; h < c.n_heads; ++h) error.capture([&] {
+          if (h < 0) {
+            result.layers[a.layer] = compute_layer_extras(c, a);
+            return;
+          }
           const int g = c.kv_head_of(h);
           HeadResult& r = result.heads[size_t(a.layer) * c.n_heads + h];
           r.layer = a.layer;
@@ -65,6 +74,7 @@ WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, in
           r.field.sigma = energy_field_singular_values(a.q + h * c.head_dim, ldq, a.k + g * c.head_dim, ldk, a.n,
                                                        c.head_dim, c.softmax_scale[a.layer]);
           r.field.summary = summarize(r.field.sigma);
+          if (options.any()) compute_head_extras(options, c, a, h, r.extras);
         });
         error.rethrow();
         result.spectra_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

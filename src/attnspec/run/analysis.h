@@ -8,6 +8,7 @@
 
 #include "attnspec/model/forward.h"
 #include "attnspec/model/model.h"
+#include "attnspec/run/extras.h"
 #include "attnspec/spectra/metrics.h"
 
 namespace attnspec {
@@ -29,17 +30,21 @@ WeightSpectra compute_weight_spectra(const Model& model, int last_layer);
 struct HeadResult {
   int layer = 0, head = 0, kv_head = 0;
   HeadSpectrum field;  // E~, singular values already multiplied by the softmax scale s
+  HeadExtras extras;   // what AnalysisOptions asked for beyond E~ (extras.h)
 };
 
 struct WindowResult {
   int window = 0;
   int n = 0;
   std::vector<HeadResult> heads;  // ordered by (layer, head)
+  AnalysisOptions options;        // what was computed beyond E~
+  std::vector<LayerExtras> layers;  // --data-side: per layer, ordered
   ForwardTimes forward_times;
   double spectra_seconds = 0;
 };
 
 // Runs one window through layers 0..last_layer and computes every head's field spectrum.
-WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, int window_index, int last_layer);
+WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, int window_index, int last_layer,
+                            const AnalysisOptions& options = {});
 
 }  // namespace attnspec

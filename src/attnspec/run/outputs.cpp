@@ -54,14 +54,14 @@ nlohmann::json conventions_json() {
   };
 }
 
-std::string heads_csv_header() {
+std::string heads_csv_header(const AnalysisOptions& options) {
   std::string h = "window,layer,head,kv_head,n,k90_field,k90_weights,erank_field,erank_weights";
   for (const char* obj : {"field", "weights"}) {
     for (double tau : kTaus)
       if (tau != 0.9) h += ",k" + std::to_string(int(std::lround(tau * 100))) + "_" + obj;
     h += std::string(",participation_ratio_") + obj + ",stable_rank_" + obj + ",sigma1_" + obj;
   }
-  return h + ",gap_k90,gap_erank\n";
+  return h + ",gap_k90,gap_erank" + extra_heads_header(options) + "\n";
 }
 
 std::string heads_csv_rows(const WindowResult& w, const WeightSpectra& weights) {
@@ -78,7 +78,8 @@ std::string heads_csv_rows(const WindowResult& w, const WeightSpectra& weights) 
       out += "," + fmt(s->summary.participation_ratio) + "," + fmt(s->summary.stable_rank) + "," +
              fmt(s->sigma.empty() ? 0.0 : s->sigma[0]);
     }
-    out += "," + fmt(ratio(ws.k90(), f.k90())) + "," + fmt(ratio(ws.effective_rank, f.effective_rank)) + "\n";
+    out += "," + fmt(ratio(ws.k90(), f.k90())) + "," + fmt(ratio(ws.effective_rank, f.effective_rank)) +
+           extra_heads_columns(w.options, r) + "\n";
   }
   return out;
 }
@@ -88,6 +89,7 @@ std::string spectra_jsonl_rows(const WindowResult& w, const WeightSpectra& weigh
   for (const HeadResult& r : w.heads) {
     nlohmann::json j = {{"window", w.window}, {"layer", r.layer}, {"head", r.head}, {"kv_head", r.kv_head},
                         {"field", r.field.sigma}, {"weights", weights.at(r.layer, r.head).sigma}};
+    add_extra_spectra(w.options, r, j);
     out += j.dump() + "\n";
   }
   return out;
@@ -97,6 +99,8 @@ nlohmann::json aggregates_from_csv(const std::string& heads_csv) {
   // Columns by name, so that the aggregates follow the header whatever columns come later.
   std::vector<std::vector<double>> cols;
   std::vector<std::string> names = {"k90_field", "k90_weights", "erank_field", "erank_weights", "gap_k90", "gap_erank"};
+  const size_t fixed_names = names.size();
+  for (const auto& extra : extra_aggregate_columns()) names.push_back(extra);  // reported only when present
   std::vector<int> index(names.size(), -1);
   size_t pos = 0;
   bool header = true;
@@ -125,7 +129,8 @@ nlohmann::json aggregates_from_csv(const std::string& heads_csv) {
     pos = end + 1;
   }
   nlohmann::json out;
-  for (size_t i = 0; i < names.size(); ++i) out[names[i]] = stats(cols[i]);
+  for (size_t i = 0; i < names.size(); ++i)
+    if (i < fixed_names || index[i] >= 0) out[names[i]] = stats(cols[i]);
   return out;
 }
 
@@ -204,22 +209,35 @@ RunDirectory::~RunDirectory() {
 
 bool RunDirectory::window_done(int window) const {
   return std::filesystem::exists(state_ / window_name(window, "csv")) &&
-         (!save_spectra_ || std::filesystem::exists(state_ / window_name(window, "jsonl")));
+         (!save_spectra_ || std::filesystem::exists(state_ / window_name(window, "jsonl"))) &&
+         (!options_.data_side || std::filesystem::exists(state_ / window_name(window, "layers.csv")));
 }
 
 void RunDirectory::add_window(const WindowResult& w, const WeightSpectra& weights) {
   // The spectra file first: the csv's presence is what marks the window as done.
   if (save_spectra_) write_file_atomically(state_ / window_name(w.window, "jsonl"), spectra_jsonl_rows(w, weights));
+  if (options_.data_side) {
+    if (save_spectra_) write_file_atomically(state_ / window_name(w.window, "layers.jsonl"), layers_jsonl_rows(w));
+    write_file_atomically(state_ / window_name(w.window, "layers.csv"), layers_csv_rows(w));
+  }
   write_file_atomically(state_ / window_name(w.window, "csv"), heads_csv_rows(w, weights));
 }
 
 std::string RunDirectory::finish(int windows, const std::function<nlohmann::json(const std::string&)>& summary) {
-  std::string heads = heads_csv_header(), spectra;
+  std::string heads = heads_csv_header(options_), spectra, layers = layers_csv_header(), layer_spectra;
   for (int w = 0; w < windows; ++w) {
     heads += read_whole(state_ / window_name(w, "csv"));
     if (save_spectra_) spectra += read_whole(state_ / window_name(w, "jsonl"));
+    if (options_.data_side) layers += read_whole(state_ / window_name(w, "layers.csv"));
+    if (options_.data_side && save_spectra_) layer_spectra += read_whole(state_ / window_name(w, "layers.jsonl"));
   }
   write_file_atomically(dir_ / "heads.csv", heads);
+  write_file_atomically(dir_ / "head_summary.csv", head_summary_csv(heads));
+  // Files of options not requested this time are removed: a stale one from an earlier run would mislead.
+  if (options_.data_side) write_file_atomically(dir_ / "layers.csv", layers);
+  else std::filesystem::remove(dir_ / "layers.csv");
+  if (options_.data_side && save_spectra_) write_file_atomically(dir_ / "layers.jsonl", layer_spectra);
+  else std::filesystem::remove(dir_ / "layers.jsonl");
   if (save_spectra_) write_file_atomically(dir_ / "spectra.jsonl", spectra);
   else std::filesystem::remove(dir_ / "spectra.jsonl");  // a stale file from an earlier run would mislead
   write_file_atomically(dir_ / "summary.json", summary(heads).dump(2) + "\n");

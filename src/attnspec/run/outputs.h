@@ -1,4 +1,5 @@
-// The files of a run (INTERFACE.md): heads.csv, spectra.jsonl, summary.json. They are written to
+// The files of a run (INTERFACE.md): heads.csv, spectra.jsonl, summary.json (and head_summary.csv,
+// layers.csv / layers.jsonl: extras.h). They are written to
 // hidden partial files in the output folder and renamed into place only when the run completes, so
 // a failed run never leaves a half-written result.
 #pragma once
@@ -19,7 +20,7 @@ namespace attnspec {
 nlohmann::json conventions_json();
 
 // heads.csv: the columns INTERFACE.md fixes, then the remaining summaries.
-std::string heads_csv_header();
+std::string heads_csv_header(const AnalysisOptions& options = {});  // + extra_heads_header(options)
 std::string heads_csv_rows(const WindowResult& w, const WeightSpectra& weights);
 std::string spectra_jsonl_rows(const WindowResult& w, const WeightSpectra& weights);
 
@@ -43,11 +44,14 @@ class RunDirectory {
   // Returns heads.csv's content (for aggregates) after writing everything into place.
   std::string finish(int windows, const std::function<nlohmann::json(const std::string& heads_csv)>& summary);
   void keep_state() { keep_ = true; }  // an interrupted run: leave the finished windows for --resume
+  // What each window computes beyond E~ (extra columns, layers.csv); set before the first window.
+  void set_options(const AnalysisOptions& options) { options_ = options; }
   const std::filesystem::path& state_dir() const { return state_; }
 
  private:
   std::filesystem::path dir_, state_;
   bool save_spectra_, created_dir_ = false, finished_ = false, keep_ = false;
+  AnalysisOptions options_;
 };
 
 // Writes `content` to `path` atomically (temporary file, fsync, rename).

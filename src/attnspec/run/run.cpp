@@ -156,7 +156,9 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
   const int nw = static_cast<int>(windows.windows.size());
 
   // Refuse up front what cannot fit, rather than be killed by the OS at hour three.
-  const size_t need = estimate_run_bytes(*model, rq.ctx, thread_count()), have = available_memory_bytes();
+  const size_t need = estimate_run_bytes(*model, rq.ctx, thread_count()) +
+                      extras_bytes(rq.options, rq.ctx) * size_t(thread_count()),
+               have = available_memory_bytes();
   if (have > 0 && need > have)
     throw InputError("this run needs about " + std::to_string(need >> 20) + " MiB beyond the mapped checkpoint (" +
                      std::to_string(rq.ctx) + "-token windows) but only " + std::to_string(have >> 20) +
@@ -178,8 +180,10 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
       {"ctx", rq.ctx},
       {"windows", nw},
       {"save_spectra", rq.save_spectra},
+      {"options", options_json(rq.options)},
   };
   RunDirectory out(rq.out, fingerprint, rq.save_spectra, rq.resume);
+  out.set_options(rq.options);
 
   const auto t_weights = Clock::now();
   const WeightSpectra weights = compute_weight_spectra(*model, last_layer);
@@ -203,7 +207,7 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
                         " windows; the finished ones are kept in " + out.state_dir().string() +
                         "; run the same command with --resume to continue");
     }
-    WindowResult r = analyze_window(*model, windows.windows[w], w, last_layer);
+    WindowResult r = analyze_window(*model, windows.windows[w], w, last_layer, rq.options);
     out.add_window(r, weights);
     ++computed;
     spectra_seconds += r.spectra_seconds;
@@ -247,6 +251,7 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
       {"windows_resumed", resumed},
       {"layers_analyzed", last_layer + 1},
       {"threads", thread_count()},
+      {"options", options_json(rq.options)},
       {"conventions", conventions_json()},
       {"timing_seconds",
        {{"total", total_seconds},
@@ -261,6 +266,7 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
           {"out_proj", totals.out_proj},
           {"mlp", totals.mlp}}}}},
   };
+  summary["conventions"].update(extras_conventions_json(rq.options));
   out.finish(nw, [&](const std::string& heads_csv) {
     summary["aggregates"] = aggregates_from_csv(heads_csv);
     return summary;

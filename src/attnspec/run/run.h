@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attnspec/run/extras.h"
+
 namespace attnspec {
 
 struct AnalyzeRequest {
@@ -25,6 +27,7 @@ struct AnalyzeRequest {
   bool allow_long_context = false;
   bool quiet = false;
   bool resume = false;  // continue an unfinished run in `out` (same inputs and options)
+  AnalysisOptions options;  // --field, --data-side, --invariants (extras.h)
 };
 
 // A run stopped by SIGINT at a window boundary; its finished windows are kept for --resume.
