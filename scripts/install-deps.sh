@@ -5,7 +5,7 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PKGS="build-essential cmake ninja-build pkg-config libopenblas-dev liblapacke-dev nlohmann-json3-dev libcli11-dev
-      libgtest-dev libpcre2-dev libsentencepiece-dev libicu-dev"
+      libgtest-dev libpcre2-dev libsentencepiece-dev libicu-dev chromium"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -15,4 +15,4 @@ fi
 python3 -m pip install -q --upgrade pip
 # The CPU build of PyTorch, pinned: the oracle tests compare against transformers on it.
 python3 -m pip install -q "torch==2.13.0"
-python3 -m pip install -q "transformers>=4.45" safetensors "tokenizers>=0.19" sentencepiece pandas pytest numpy
+python3 -m pip install -q "transformers>=4.45" safetensors "tokenizers>=0.19" sentencepiece pandas pytest numpy matplotlib

@@ -33,6 +33,17 @@ __all__ = [
     "Model",
     "Tokenizer",
     "InputError",
+    "table",
+    # beyond the paper (see the end of this module)
+    "causal_field_spectrum",
+    "causal_field_matrix",
+    "energy_field_svd",
+    "field_invariants",
+    "compression_curve",
+    "data_spectrum",
+    "plan",
+    "PlanResult",
+    "aggregate",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -66,6 +77,11 @@ class AnalysisResult:
     summary: dict
     heads: Any = None  # pandas.DataFrame with the columns of heads.csv
     spectra: dict = field(default_factory=dict)  # (window, layer, head) -> {"field": array, "weights": array}
+    # With analyze(field="causal"/"both", data_side=True): spectra entries also hold "causal",
+    # "keys", "queries", "queries_centred"; layers is layers.csv (data side), head_summary is
+    # head_summary.csv (k90 spread over windows per head).
+    layers: Any = None
+    head_summary: Any = None
 
     @classmethod
     def load(cls, out_dir: PathLike) -> "AnalysisResult":
@@ -81,10 +97,24 @@ class AnalysisResult:
                 for line in f:
                     row = json.loads(line)
                     result.spectra[(row["window"], row["layer"], row["head"])] = {
-                        "field": np.asarray(row["field"]),
-                        "weights": np.asarray(row["weights"]),
+                        name: np.asarray(value)
+                        for name, value in row.items()
+                        if name not in ("window", "layer", "head", "kv_head")
                     }
+        if (out / "layers.csv").exists():
+            result.layers = pd.read_csv(out / "layers.csv")
+        if (out / "head_summary.csv").exists():
+            result.head_summary = pd.read_csv(out / "head_summary.csv")
         return result
+
+    def report(self, path: Optional[PathLike] = None) -> Path:
+        """Writes the HTML report of this run (figures embedded; each figure also as PNG and SVG in
+        ``figures/``; the table as ``table.md/.csv/.json``) into the folder ``path`` (default
+        ``<out_dir>/report``) and returns the path of ``report.html``. Needs matplotlib.
+        See :mod:`attnspec.report`."""
+        from .report import write_report
+
+        return write_report([self.out_dir], path)
 
 
 def analyze(
@@ -101,6 +131,12 @@ def analyze(
     allow_long_context: bool = False,
     quiet: bool = True,
     resume: bool = False,
+    field: str = "unmasked",
+    data_side: bool = False,
+    invariants: bool = False,
+    causal_method: str = "auto",
+    causal_dense_max: int = 1024,
+    causal_max_values: int = 512,
 ) -> AnalysisResult:
     """Runs ``attnspec analyze`` in-process and returns its results.
 
@@ -108,6 +144,12 @@ def analyze(
     (a file, or a sequence of ints used as given). Results are written to ``out`` (a temporary
     folder when omitted) exactly as the CLI writes them, and loaded from there. ``resume=True``
     continues a run that was interrupted in ``out``. Bad input raises :class:`InputError`.
+
+    Beyond the paper (the CLI's ``--field``, ``--data-side``, ``--invariants``,
+    ``--causal-method``, ``--causal-dense-max``, ``--causal-max-values``): ``field="causal"`` or
+    ``"both"`` adds the causal energy field's ``*_causal`` columns (the fixed ``*_field`` columns
+    stay the unmasked field), ``data_side=True`` the spectra of Xc (``layers``), Q, Qc and Kc,
+    ``invariants=True`` the invariants of arXiv 2605.02907. See the README.
     """
     if (text is None) == (token_ids is None):
         raise ValueError("give exactly one of text= and token_ids=")
@@ -134,8 +176,220 @@ def analyze(
             allow_long_context=bool(allow_long_context),
             quiet=bool(quiet),
             resume=bool(resume),
+            options=dict(
+                field=str(field),
+                data_side=bool(data_side),
+                invariants=bool(invariants),
+                causal_method=str(causal_method),
+                causal_dense_max=int(causal_dense_max),
+                causal_max_values=int(causal_max_values),
+            ),
         )
     finally:
         if ids_file is not None:
             ids_file.unlink(missing_ok=True)
     return AnalysisResult.load(out_dir)
+
+
+# ``attnspec.table(run_dirs)`` -> pandas DataFrame of the paper-style table. The module
+# attnspec.table is itself callable (it calls attnspec.table.table), so that both
+# ``attnspec.table(...)`` and ``from attnspec.table import write_table`` work.
+from . import table  # noqa: E402
+
+
+# ---------------------------------------------------------------------------------------------
+# Beyond the paper: the causal field, the invariants, the data side, a compression plan per head
+# (README, "Beyond the paper"). Array-level functions take one head's Q and K as [n, d_h] arrays
+# (any float dtype; computed in float64) and the model's softmax scale (default 1/sqrt(d_h)).
+# ---------------------------------------------------------------------------------------------
+
+
+def causal_field_spectrum(
+    Q: np.ndarray,
+    K: np.ndarray,
+    scale: Optional[float] = None,
+    k: Optional[int] = None,
+    window: Optional[int] = None,
+    method: str = "auto",
+    dense_max: int = 1024,
+    max_values: int = 512,
+) -> dict:
+    """Singular values of the causal energy field ``E~c``.
+
+    Row ``i`` keeps the keys its softmax sees, ``j <= i`` (and ``i - j < window`` for a sliding
+    window), centred over them; other entries are 0. ``method="auto"`` takes a dense LAPACK SVD
+    of the materialised ``n x n`` matrix when ``n <= dense_max`` and Golub-Kahan-Lanczos with
+    ``O(n d_h)`` matrix-free products beyond; ``k`` asks for the leading ``k`` values only.
+
+    Returns a dict: ``sigma`` (descending), ``method``, ``complete`` (every value computed),
+    ``krylov_dim``, ``variance`` (``||E~c||_F^2``, exact), ``unexplained`` (rigorous bound on
+    the variance share the values miss), ``residual`` (largest Ritz residual up to k99 over
+    sigma_1), ``k_tau`` / ``k_tau_lower`` (dicts ``k50..k99``: the reported value, an upper
+    bound for Lanczos, and a rigorous lower bound; ``None`` when not reached), ``k_tau_exact``,
+    ``numerical_rank``, ``erank``, ``participation_ratio`` (NaN unless complete), ``stable_rank``.
+    """
+    return _core.causal_field_spectrum(Q, K, scale, k, window, method, int(dense_max), int(max_values))
+
+
+def causal_field_matrix(
+    Q: np.ndarray, K: np.ndarray, scale: Optional[float] = None, window: Optional[int] = None
+) -> np.ndarray:
+    """The causal energy field ``E~c`` materialised as an ``[n, n]`` float64 array (for checks)."""
+    return _core.causal_field_matrix(Q, K, scale, window)
+
+
+def energy_field_svd(Q: np.ndarray, K: np.ndarray, scale: Optional[float] = None):
+    """``(left [n, r], sigma [r], right [n, r])`` with ``E~ = left @ diag(sigma) @ right.T``,
+    orthonormal columns, ``r = min(n, d_h)``: the exact QR reduction with singular vectors."""
+    return _core.energy_field_svd(Q, K, scale)
+
+
+def field_invariants(Q: np.ndarray, K: np.ndarray, scale: Optional[float] = None) -> dict:
+    """The invariants of arXiv 2605.02907 for one head and window, without building ``E~``.
+
+    ``row_sum_residual`` (max_i |sum_j E~_ij| / max|E~|), ``max_abs``, ``rank`` (numerical rank
+    of ``E~``: ``sigma_i > n * 2^-23 * sigma_1``) and ``rank_tolerance``; column energies
+    ``c_j = sum_i E~_ij^2``: ``col_participation`` ((sum c)^2 / sum c^2, in [1, n]),
+    ``col_top1pct_share`` (share of the ceil(n/100) largest), ``col_top_position``; key
+    incoherence: ``key_coherence`` (max leverage * n / rank(Kc)), ``key_coherence_position``,
+    ``key_rank``, ``key_leverage`` (all n leverage scores of range(Kc)).
+    """
+    return _core.field_invariants(Q, K, scale)
+
+
+def compression_curve(
+    Q: np.ndarray,
+    K: np.ndarray,
+    scale: Optional[float] = None,
+    window: Optional[int] = None,
+    ranks: Union[None, str, Sequence[int]] = None,
+) -> dict:
+    """Attention under rank-k truncation of ``E~``: for each rank ``k`` (``"all"`` = 0..min(n, d_h),
+    ``"geometric"``, or a list), the mean over query rows of the total-variation distance and of
+    ``KL(P || P_k)`` between the model's causal (``window``: sliding) softmax attention ``P`` and
+    the softmax of the best rank-k approximation of ``E~``. ``k = 0`` is uniform attention.
+    Returns ``{"k", "tv", "kl", "sigma"}`` (arrays)."""
+    return _core.compression_curve(Q, K, scale, window, ranks if ranks is None or isinstance(ranks, str) else list(ranks))
+
+
+def data_spectrum(X: np.ndarray, centre: bool = True) -> np.ndarray:
+    """Singular values of ``X`` ([n, d]) after subtracting its mean row (``centre=True``): the
+    generated component ``Xc`` when ``X`` is a layer's normalised attention input."""
+    return _core.data_spectrum(X, centre)
+
+
+@dataclass
+class PlanResult:
+    """The files of an ``attnspec plan`` run, loaded."""
+
+    out_dir: Path
+    summary: dict  # plan.json
+    plan: Any = None  # pandas.DataFrame: plan.csv (one row per tolerance and head)
+    curves: Any = None  # pandas.DataFrame: plan_curves.csv (one row per window, head and rank)
+
+    @classmethod
+    def load(cls, out_dir: PathLike) -> "PlanResult":
+        import pandas as pd
+
+        out = Path(out_dir)
+        return cls(
+            out_dir=out,
+            summary=json.loads((out / "plan.json").read_text()),
+            plan=pd.read_csv(out / "plan.csv"),
+            curves=pd.read_csv(out / "plan_curves.csv"),
+        )
+
+
+def plan(
+    model: PathLike,
+    text: Optional[PathLike] = None,
+    token_ids: Optional[Union[PathLike, Sequence[int]]] = None,
+    ctx: int = 256,
+    out: Optional[PathLike] = None,
+    tolerances: Sequence[float] = (0.01, 0.05),
+    ranks: str = "all",
+    max_windows: int = 0,
+    threads: int = 0,
+    tokenizer: Optional[PathLike] = None,
+    strip_gutenberg: Optional[bool] = None,
+    allow_long_context: bool = False,
+    quiet: bool = True,
+) -> PlanResult:
+    """Runs ``attnspec plan`` in-process: per head, the smallest rank ``k`` of ``E~`` whose
+    softmax attention stays within mean total variation ``EPS`` of the model's (worst window),
+    for each tolerance, and the TV/KL curves over ``k``. Inputs as for :func:`analyze`."""
+    if (text is None) == (token_ids is None):
+        raise ValueError("give exactly one of text= and token_ids=")
+    out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="attnspec-plan-"))
+    ids_file = None
+    if token_ids is not None and not isinstance(token_ids, (str, os.PathLike)):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        ids_file = out_dir / ".token_ids.json"
+        ids_file.write_text(json.dumps([int(t) for t in token_ids]))
+        token_ids = ids_file
+    try:
+        _core.run_plan(
+            os.fspath(model),
+            text=None if text is None else os.fspath(text),
+            token_ids=None if token_ids is None else os.fspath(token_ids),
+            ctx=int(ctx),
+            out=os.fspath(out_dir),
+            tolerances=[float(t) for t in tolerances],
+            ranks=str(ranks),
+            max_windows=int(max_windows),
+            threads=int(threads),
+            tokenizer=None if tokenizer is None else os.fspath(tokenizer),
+            strip_gutenberg=-1 if strip_gutenberg is None else int(bool(strip_gutenberg)),
+            allow_long_context=bool(allow_long_context),
+            quiet=bool(quiet),
+        )
+    finally:
+        if ids_file is not None:
+            ids_file.unlink(missing_ok=True)
+    return PlanResult.load(out_dir)
+
+
+def aggregate(run_dirs: Sequence[Union[PathLike, AnalysisResult]]):
+    """The spread of each head's k90 over the windows of several runs (e.g. several texts).
+
+    Reads ``heads.csv`` of every run (all must come from the same model) and returns a pandas
+    DataFrame with one row per (layer, head): ``runs``, ``windows``, ``k90_weights`` and, for
+    ``k90_field`` (and ``k90_causal`` when every run has it), ``_median``, ``_q25``, ``_q75``,
+    ``_iqr``, ``_min``, ``_max`` over all windows of all runs -- the columns of head_summary.csv,
+    whose quantiles (linear interpolation) it reproduces for a single run.
+    """
+    import pandas as pd
+
+    frames = []
+    for i, run in enumerate(run_dirs):
+        path = run.out_dir if isinstance(run, AnalysisResult) else Path(run)
+        df = pd.read_csv(path / "heads.csv")
+        df["run"] = i
+        frames.append(df)
+    if not frames:
+        raise ValueError("aggregate needs at least one run folder")
+    metrics = ["k90_field"] + (["k90_causal"] if all("k90_causal" in f for f in frames) else [])
+    heads = pd.concat(frames, ignore_index=True)
+    rows = []
+    for (layer, head), g in heads.groupby(["layer", "head"], sort=True):
+        row = {
+            "layer": int(layer),
+            "head": int(head),
+            "kv_head": int(g["kv_head"].iloc[0]),
+            "runs": int(g["run"].nunique()),
+            "windows": int(len(g)),
+            "k90_weights": g["k90_weights"].iloc[0],
+        }
+        for m in metrics:
+            v = g[m].dropna().astype(float)
+            q25, q75 = (v.quantile(0.25), v.quantile(0.75)) if len(v) else (np.nan, np.nan)
+            row.update({
+                f"{m}_median": v.median() if len(v) else np.nan,
+                f"{m}_q25": q25,
+                f"{m}_q75": q75,
+                f"{m}_iqr": q75 - q25,
+                f"{m}_min": v.min() if len(v) else np.nan,
+                f"{m}_max": v.max() if len(v) else np.nan,
+            })
+        rows.append(row)
+    return pd.DataFrame(rows)

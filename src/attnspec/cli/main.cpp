@@ -2,14 +2,68 @@
 // anything else escaping the core is an internal fault (status 1).
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "attnspec/common/error.h"
 #include "attnspec/model/model.h"
+#include "attnspec/run/plan.h"
 #include "attnspec/run/run.h"
 
 namespace {
+
+// `reproduce` and `report` are written in Python (python/attnspec/reproduce.py, report.py). They run
+// in the Python that installed attnspec: $ATTNSPEC_PYTHON if set, else the python3 beside this
+// executable (pip installs both into the same bin/), else the interpreter that built the package
+// (known to CMake), else python3 on PATH. A missing interpreter or package is bad input: one line, 2.
+std::vector<std::string> python_candidates() {
+  std::vector<std::string> out;
+  if (const char* env = std::getenv("ATTNSPEC_PYTHON"); env && *env) out.emplace_back(env);
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec)
+    for (const char* name : {"python3", "python"})
+      if (std::filesystem::exists(self.parent_path() / name, ec)) out.push_back((self.parent_path() / name).string());
+#ifdef ATTNSPEC_PYTHON_EXECUTABLE
+  if (std::filesystem::exists(ATTNSPEC_PYTHON_EXECUTABLE, ec)) out.emplace_back(ATTNSPEC_PYTHON_EXECUTABLE);
+#endif
+  out.emplace_back("python3");  // searched on PATH
+  return out;
+}
+
+int run_python_module(const std::string& command, const std::vector<std::string>& args) {
+  const std::string module = "attnspec." + command;
+  // `python -m module` would exit 1 with a traceback-like line when the package is missing.
+  const std::string bootstrap =
+      "import sys, importlib\n"
+      "try:\n"
+      "    m = importlib.import_module('" + module + "')\n"
+      "except ModuleNotFoundError as e:\n"
+      "    if e.name not in ('attnspec', '" + module + "', 'attnspec._core'): raise\n"
+      "    sys.stderr.write('attnspec: error: " + command + " needs the attnspec Python package, which ' + sys.executable"
+      " + ' cannot import (pip install attnspec, or set ATTNSPEC_PYTHON)\\n')\n"
+      "    sys.exit(2)\n"
+      "sys.exit(m.main(sys.argv[1:]))\n";
+  std::fflush(stdout);
+  std::fflush(stderr);
+  for (const auto& python : python_candidates()) {
+    std::vector<char*> argv = {const_cast<char*>(python.c_str()), const_cast<char*>("-c"),
+                               const_cast<char*>(bootstrap.c_str())};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    if (python.find('/') == std::string::npos) ::execvp(python.c_str(), argv.data());
+    else ::execv(python.c_str(), argv.data());
+  }
+  std::fprintf(stderr, "attnspec: error: %s needs Python 3 with the attnspec package, and no python3 was found "
+                       "(install Python 3, or set ATTNSPEC_PYTHON)\n", command.c_str());
+  return 2;
+}
 
 int run(int argc, char** argv) {
   CLI::App app{"attnspec: the spectral structure of attention in transformer language models"};
@@ -34,6 +88,44 @@ int run(int argc, char** argv) {
   analyze->add_flag("--allow-long-context", rq.allow_long_context, "allow --ctx beyond max_position_embeddings");
   analyze->add_flag("--quiet", rq.quiet, "no progress lines");
   analyze->add_flag("--resume", rq.resume, "continue an interrupted run in --out (same inputs and options)");
+  // Beyond the paper (README "Beyond the paper"): extra columns and files only when asked for.
+  std::string field_mode = "unmasked", causal_method = "auto";
+  analyze->add_option("--field", field_mode,
+                      "energy field(s): unmasked (the paper's E~, default), causal or both (add the causal field E~c "
+                      "as *_causal columns; the fixed *_field columns stay E~)")
+      ->check(CLI::IsMember({"unmasked", "causal", "both"}));
+  analyze->add_option("--causal-method", causal_method, "E~c singular values: auto (default), dense or lanczos")
+      ->check(CLI::IsMember({"auto", "dense", "lanczos"}));
+  analyze->add_option("--causal-dense-max", rq.options.causal.dense_max,
+                      "auto: dense SVD of E~c up to this many tokens, Lanczos beyond (default 1024)")
+      ->check(CLI::NonNegativeNumber);
+  analyze->add_option("--causal-max-values", rq.options.causal.max_values,
+                      "Lanczos: at most this many singular values of E~c (default 512)")
+      ->check(CLI::PositiveNumber);
+  analyze->add_flag("--data-side", rq.options.data_side,
+                    "spectra of the generated component: Xc per layer (layers.csv), Q, Qc, Kc per head");
+  analyze->add_flag("--invariants", rq.options.invariants,
+                    "row zero-sum residual, numerical rank, column-energy delocalisation and key coherence per head");
+
+  attnspec::PlanRequest plan_rq;
+  std::string plan_strip = "auto", plan_ranks = "all";
+  auto* plan = app.add_subcommand("plan", "Per-head rank-k compression plan: attention TV/KL vs rank, smallest k per tolerance");
+  plan->add_option("--model", plan_rq.model, "Hugging Face checkpoint folder")->required();
+  auto* plan_text = plan->add_option("--text", plan_rq.text, "UTF-8 text, tokenized with the checkpoint's tokenizer");
+  auto* plan_ids = plan->add_option("--token-ids", plan_rq.token_ids, "token ids (JSON array or whitespace/comma separated)");
+  plan_text->excludes(plan_ids);
+  plan->add_option("--ctx", plan_rq.ctx, "window length in tokens")->required();
+  plan->add_option("--out", plan_rq.out, "output folder for plan.csv, plan_curves.csv, plan.json")->required();
+  plan->add_option("--tolerance", plan_rq.tolerances, "mean total-variation tolerance EPS (repeatable)")->required();
+  plan->add_option("--ranks", plan_ranks, "ranks to evaluate: all (every k, default) or geometric (0..8, then x1.25)")
+      ->check(CLI::IsMember({"all", "geometric"}));
+  plan->add_option("--max-windows", plan_rq.max_windows, "at most this many windows (default: all)");
+  plan->add_option("--threads", plan_rq.threads, "threads (default: all cores)");
+  plan->add_option("--tokenizer", plan_rq.tokenizer, "tokenizer folder, when the checkpoint has none of its own");
+  plan->add_option("--strip-gutenberg", plan_strip, "remove Project Gutenberg header/footer: auto, yes, no")
+      ->check(CLI::IsMember({"auto", "yes", "no"}));
+  plan->add_flag("--allow-long-context", plan_rq.allow_long_context, "allow --ctx beyond max_position_embeddings");
+  plan->add_flag("--quiet", plan_rq.quiet, "no progress lines");
 
   std::filesystem::path tok_model, tok_text;
   std::string tok_strip = "no";
@@ -45,6 +137,18 @@ int run(int argc, char** argv) {
 
   auto* models = app.add_subcommand("models", "List the supported model families");
 
+  // Python subcommands: every argument after the name (--help too) goes to the Python side.
+  std::vector<std::pair<std::string, CLI::App*>> python_commands;
+  for (const auto& [name, what] :
+       {std::pair<std::string, std::string>{"reproduce", "Every model on every text at every --ctx, then the paper table "
+                                                         "(see attnspec reproduce --help)"},
+        {"report", "An HTML report with figures and the table for run folders (see attnspec report --help)"}}) {
+    auto* sub = app.add_subcommand(name, what);
+    sub->prefix_command();
+    sub->set_help_flag();
+    python_commands.emplace_back(name, sub);
+  }
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -53,11 +157,24 @@ int run(int argc, char** argv) {
   }
   auto strip_mode = [](const std::string& s) { return s == "auto" ? -1 : s == "yes" ? 1 : 0; };
 
+  for (const auto& [name, sub] : python_commands)
+    if (sub->parsed()) return run_python_module(name, sub->remaining());
+
   if (analyze->parsed()) {
     if (rq.text.empty() && rq.token_ids.empty()) throw attnspec::InputError("analyze needs --text FILE or --token-ids FILE");
     rq.strip_gutenberg = strip_mode(strip);
+    rq.options.field = attnspec::parse_field_mode(field_mode);
+    rq.options.causal.method = causal_method == "dense"     ? attnspec::CausalMethod::Dense
+                               : causal_method == "lanczos" ? attnspec::CausalMethod::Lanczos
+                                                            : attnspec::CausalMethod::Auto;
     attnspec::run_analyze(rq);
     if (!rq.quiet) std::fprintf(stderr, "attnspec: wrote %s\n", rq.out.c_str());
+  } else if (plan->parsed()) {
+    if (plan_rq.text.empty() && plan_rq.token_ids.empty()) throw attnspec::InputError("plan needs --text FILE or --token-ids FILE");
+    plan_rq.strip_gutenberg = strip_mode(plan_strip);
+    plan_rq.geometric = plan_ranks == "geometric";
+    attnspec::run_plan(plan_rq);
+    if (!plan_rq.quiet) std::fprintf(stderr, "attnspec: wrote %s\n", plan_rq.out.c_str());
   } else if (tokenize->parsed()) {
     const auto ids = attnspec::tokenize_file(tok_model, tok_text, strip_mode(tok_strip));
     std::string out = "[";

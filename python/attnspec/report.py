@@ -1,0 +1,688 @@
+"""``attnspec report``: one self-contained HTML file with the figures and the table of run folders.
+
+    attnspec report RUN_DIR [RUN_DIR ...] [--out DIR] [--title TEXT] [--quiet]
+
+A RUN_DIR is an ``attnspec analyze`` output folder (heads.csv, summary.json, optionally
+spectra.jsonl) or a folder with such folders below it (``attnspec reproduce``'s DIR). Writes into
+DIR (default: ``<RUN_DIR>/report``, or ``<common parent>/report`` for several):
+
+- ``report.html``: everything in one file (images as base64 PNG; no network, no external CSS/JS);
+- ``figures/<name>.png`` and ``figures/<name>.svg`` for every figure;
+- ``table.md``, ``table.csv``, ``table.json`` (see :mod:`attnspec.table`).
+
+The figures: (a) the cumulative variance c_k of E~ and W_Q^T W_K (median and interquartile band over
+heads, a panel per model; from spectra.jsonl, or the k_tau columns of heads.csv where a run has none),
+(b) heat maps of k90(E~), k90(W_Q^T W_K) and their ratio over layer x head, (c) histograms of k90,
+(d) k90(E~) by layer. Every figure carries the run's conventions in a footnote.
+
+Also ``python -m attnspec.report ...``. Exit status 0, or 2 for bad input (one line on stderr).
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as _dt
+import html
+import io
+import math
+import os
+import re
+import sys
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence, Union
+
+import numpy as np
+
+from .table import (NOTES, Run, build_table, format_parameters, group_by_model, load_runs,
+                    markdown_cells, write_table)
+
+PathLike = Union[str, os.PathLike]
+PROG = "attnspec report"
+
+# One look for every figure: E~ in blue, W_Q^T W_K in red, throughout.
+FIELD_COLOR = "#1f5fa8"
+WEIGHTS_COLOR = "#c8443a"
+FIELD_TEX = r"$\tilde{E}$"
+WEIGHTS_TEX = r"$W_Q^{\top}W_K$"
+K90_FIELD_TEX = r"$k_{90}(\tilde{E})$"
+K90_WEIGHTS_TEX = r"$k_{90}(W_Q^{\top}W_K)$"
+DPI = 150
+RC = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9.5,
+    "axes.titlesize": 10.5,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 9.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#e3e3e3",
+    "grid.linewidth": 0.6,
+    "axes.axisbelow": True,
+    "legend.fontsize": 8.5,
+    "legend.frameon": False,
+    "xtick.labelsize": 8.5,
+    "ytick.labelsize": 8.5,
+    "svg.fonttype": "path",  # self-contained SVG
+    "svg.hashsalt": "attnspec",  # reproducible SVG ids
+    "image.interpolation": "nearest",
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# Data per model
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ModelData:
+    name: str
+    runs: list
+    heads: object  # pandas DataFrame: the rows of all runs, with run, text and ctx columns
+    family: str = ""
+    parameters: object = None
+    layers: int = 0
+    n_heads: int = 0
+    kv_heads: int = 0
+    head_dim: int = 0
+    field_ck: dict = field(default_factory=dict)  # ctx -> [rows, d_h] cumulative variance of E~
+    weights_ck: Optional[np.ndarray] = None  # [layer*head, d_h] of W_Q^T W_K
+    runs_without_spectra: list = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return self.name.replace("$", r"\$")  # a file name is no mathtext
+
+    @property
+    def shape_line(self) -> str:
+        return (f"{self.family}, {format_parameters(self.parameters)} params, {self.layers} layers, "
+                f"H={self.n_heads}, G={self.kv_heads}, " + r"$d_h$" + f"={self.head_dim}")
+
+    @property
+    def runs_line(self) -> str:
+        parts = [f"{r.text_name} @ ctx {r.ctx} ({r.heads['window'].nunique()} windows)" for r in self.runs]
+        return "; ".join(parts)
+
+
+def cumulative_variance(sigmas: Sequence[Sequence[float]], width: int) -> np.ndarray:
+    """c_k for k = 1..width of each spectrum (rows), padded with 1 beyond its length; rows whose
+    spectrum is all zero are dropped."""
+    out = np.ones((len(sigmas), width))
+    keep = np.ones(len(sigmas), dtype=bool)
+    for i, s in enumerate(sigmas):
+        s2 = np.asarray(s, dtype=float)[:width] ** 2
+        total = s2.sum()
+        if not total > 0:
+            keep[i] = False
+            continue
+        out[i, : len(s2)] = np.minimum(np.cumsum(s2) / total, 1.0)
+    return out[keep]
+
+
+def model_data(runs: Sequence[Run]) -> list[ModelData]:
+    import pandas as pd
+
+    models = []
+    for name, group in group_by_model(runs).items():
+        frames = []
+        for i, r in enumerate(group):
+            h = r.heads.copy()
+            h["run"], h["text"], h["ctx"] = i, r.text_name, r.ctx
+            frames.append(h)
+        heads = pd.concat(frames, ignore_index=True)
+        m = group[0].model
+        md = ModelData(name=name, runs=list(group), heads=heads, family=m.get("family", ""),
+                       parameters=m.get("parameters"), layers=int(heads["layer"].nunique()),
+                       n_heads=int(heads["head"].nunique()), kv_heads=int(heads["kv_head"].nunique()),
+                       head_dim=int(m.get("head_dim") or 0))
+        if not md.head_dim:
+            md.head_dim = int(max(heads["k90_weights"].max(), heads["k90_field"].max()))
+        by_ctx: dict = {}
+        weights_seen: dict = {}
+        for r in group:
+            if not r.has_spectra:
+                md.runs_without_spectra.append(r)
+                continue
+            rows = r.spectra()
+            by_ctx.setdefault(r.ctx, []).extend(row["field"] for row in rows)
+            for row in rows:
+                weights_seen.setdefault((row["layer"], row["head"]), row["weights"])
+        for ctx in sorted(by_ctx):
+            md.field_ck[ctx] = cumulative_variance(by_ctx[ctx], md.head_dim)
+        if weights_seen:
+            md.weights_ck = cumulative_variance([weights_seen[k] for k in sorted(weights_seen)], md.head_dim)
+        models.append(md)
+    return models
+
+
+# ------------------------------------------------------------------------------------------------
+# Figures
+# ------------------------------------------------------------------------------------------------
+
+
+def shorten_conventions(conv: dict, keys: Iterable[str]) -> list[str]:
+    """The first clause (up to ';') of each named convention: a footnote-sized version."""
+    names = {"field": "Ẽ", "weights": "M", "k_tau": "k_τ", "gap_k90": "gap k90", "gap_erank": "gap erank",
+             "kv_head": "KV head", "erank": "erank", "windows": "windows"}
+    out = []
+    for k in keys:
+        v = conv.get(k)
+        if not v:
+            continue
+        v = v.split(";")[0].strip()
+        v = _unicode(v)
+        label = names.get(k, k)
+        if not v.startswith(label.split()[0]):
+            v = f"{label}: {v}"
+        out.append(v)
+    return out
+
+
+def _unicode(v: str) -> str:
+    """ASCII notation of summary.json as typeset text."""
+    for a, b in (("E~", "Ẽ"), ("sum_{i<=k}", "Σ_{i≤k}"), ("sum_i", "Σ_i"), ("sum_j", "Σ_j"), ("sigma_i^2", "σ_i²"),
+                 ("sigma_i^4", "σ_i⁴"), ("sigma_1^2", "σ_1²"), ("sigma", "σ"), (">=", "≥"), ("<=", "≤"),
+                 ("tau", "τ"), (" * ", "·"), ("W_Q^(h)T", "W_Q^(h)ᵀ"), ("W_Q^T W_K", "W_QᵀW_K"), ("Q_h (K_g", "Q_h(K_g"),
+                 (")^T", ")ᵀ"), ("d_h x d", "d_h×d")):
+        v = v.replace(a, b)
+    return v
+
+
+class Caption:
+    """A figure footnote: what is shown plus the run's conventions, wrapped to the figure width."""
+
+    def __init__(self, what: str, conventions: dict, keys: Sequence[str], runs: str = ""):
+        parts = [_unicode(what)] + shorten_conventions(conventions, keys)
+        if runs:
+            parts.append(f"Runs: {runs}")
+        self.text = " · ".join(p.rstrip(".") for p in parts if p) + "."
+
+    def lines(self, width_in: float, fontsize: float = 7.0) -> list[str]:
+        chars = max(40, int(width_in * 72 / (fontsize * 0.56)))
+        return textwrap.wrap(self.text, chars)
+
+
+def new_figure(width: float, height: float, caption: Caption):
+    """A Figure (Agg, no pyplot state) with room for the caption below a constrained layout."""
+    from matplotlib.figure import Figure
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    fontsize = 7.0
+    lines = caption.lines(width, fontsize)
+    cap_h = (len(lines) * fontsize * 1.3 + 10) / 72
+    fig = Figure(figsize=(width, height + cap_h), dpi=DPI)
+    bottom = cap_h / (height + cap_h)
+    fig.set_layout_engine(ConstrainedLayoutEngine(rect=(0, bottom, 1, 1 - bottom), h_pad=0.06, w_pad=0.06))
+    fig.text(0.012, 4 / 72 / (height + cap_h), "\n".join(lines), ha="left", va="bottom", fontsize=fontsize,
+             color="#555555", linespacing=1.3, parse_math=False)
+    return fig
+
+
+def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:
+    cols = min(n, max_cols)
+    return int(math.ceil(n / cols)), cols
+
+
+def _panels(fig, n: int, **kw):
+    rows, cols = _grid(n)
+    axes = fig.subplots(rows, cols, squeeze=False, **kw).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return axes[:n]
+
+
+def _model_title(ax, md: ModelData) -> None:
+    """The model's name in bold with its shape in small grey type between it and the axes."""
+    ax.set_title(md.title, loc="left", pad=15)
+    ax.annotate(md.shape_line, xy=(0, 1), xycoords="axes fraction", xytext=(0, 4), textcoords="offset points",
+                fontsize=7.5, color="#555555", va="bottom", ha="left")
+
+
+def _quantile_band(ck: np.ndarray):
+    return (np.median(ck, axis=0), np.quantile(ck, 0.25, axis=0), np.quantile(ck, 0.75, axis=0))
+
+
+def fig_cumulative_variance(models: Sequence[ModelData], conv: dict):
+    from matplotlib import colormaps
+
+    panels = [m for m in models]
+    rows, cols = _grid(len(panels))
+    what = ("Cumulative variance c_k = Σ_{i≤k} σ_i² / Σ_i σ_i² against the number of singular components k. "
+            "Line: median over heads; band: interquartile range (25–75%); Ẽ over every (window, layer, query head), "
+            "W_Q^T W_K over every (layer, query head); dashed: 90%, which defines k90")
+    if any(m.runs_without_spectra for m in models):
+        what += (". Runs without spectra.jsonl: k_τ (τ = 0.5, 0.8, 0.9, 0.95, 0.99) from heads.csv as points, "
+                 "median with interquartile bars")
+    cap = Caption(what, conv, ["field", "weights", "k_tau"])
+    fig = new_figure(4.4 * cols, 3.5 * rows, cap)
+    axes = _panels(fig, len(panels))
+    blues = colormaps["Blues"]
+    for ax, md in zip(axes, panels):
+        k = np.arange(1, md.head_dim + 1)
+        ctxs = sorted(md.field_ck)
+        marker = "o" if md.head_dim <= 32 else None
+        for j, ctx in enumerate(ctxs):
+            ck = md.field_ck[ctx]
+            med, lo, hi = _quantile_band(ck)
+            color = FIELD_COLOR if len(ctxs) == 1 else blues(0.45 + 0.55 * (j + 1) / len(ctxs))
+            label = f"{FIELD_TEX}, ctx {ctx} ({len(ck)} head-windows)"
+            ax.fill_between(k, lo, hi, color=color, alpha=0.18, linewidth=0, step=None)
+            ax.plot(k, med, color=color, lw=1.8, marker=marker, ms=3.5, label=label)
+        if md.weights_ck is not None and len(md.weights_ck):
+            med, lo, hi = _quantile_band(md.weights_ck)
+            ax.fill_between(k, lo, hi, color=WEIGHTS_COLOR, alpha=0.18, linewidth=0)
+            ax.plot(k, med, color=WEIGHTS_COLOR, lw=1.8, marker="s" if marker else None, ms=3.2,
+                    label=f"{WEIGHTS_TEX} ({len(md.weights_ck)} heads)")
+        if md.runs_without_spectra:
+            _ck_from_heads(ax, md, only_fallback=bool(ctxs))
+        ax.axhline(0.9, color="#444444", lw=0.9, ls="--", zorder=1)
+        ax.text(md.head_dim, 0.9, "90%", ha="right", va="bottom", fontsize=7.5, color="#444444")
+        ax.set_xlim(0.5, md.head_dim + 0.5)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("singular components k")
+        ax.set_ylabel(r"cumulative variance $c_k$")
+        if md.head_dim <= 16:
+            ax.set_xticks(k)
+        _model_title(ax, md)
+        ax.legend(loc="lower right")
+    return fig, cap
+
+
+TAUS = (("k50", 0.5), ("k80", 0.8), ("k90", 0.9), ("k95", 0.95), ("k99", 0.99))
+
+
+def _ck_from_heads(ax, md: ModelData, only_fallback: bool) -> None:
+    """Without singular values: the k_tau columns of heads.csv are points (k_tau, tau) of the curve."""
+    import pandas as pd
+
+    heads = pd.concat([r.heads for r in md.runs_without_spectra], ignore_index=True)
+    weights = heads.drop_duplicates(["layer", "head"])
+    for frame, which, color, mk, label in ((heads, "field", FIELD_COLOR, "o", FIELD_TEX),
+                                           (weights, "weights", WEIGHTS_COLOR, "s", WEIGHTS_TEX)):
+        pts = []
+        for col, tau in TAUS:
+            c = f"{col}_{which}"
+            if c in frame.columns:
+                v = frame[c].astype(float)
+                pts.append((tau, v.median(), v.quantile(0.25), v.quantile(0.75)))
+        if not pts:
+            continue
+        tau, med, lo, hi = map(np.array, zip(*pts))
+        ax.errorbar(med, tau, xerr=[med - lo, hi - med], color=color, marker=mk, ms=4, lw=1, ls=":", capsize=2,
+                    mfc="white", label=f"{label}, k_τ from heads.csv" + (" (runs without spectra)" if only_fallback else ""))
+
+
+def fig_heatmaps(md: ModelData, conv: dict):
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm, Normalize
+
+    h = md.heads
+    med = h.groupby(["layer", "head"]).agg(kf=("k90_field", "median"), kw=("k90_weights", "median"),
+                                           gap=("gap_k90", "median"))
+    layers = sorted(h["layer"].unique())
+    heads = sorted(h["head"].unique())
+
+    def grid(col):
+        a = np.full((len(layers), len(heads)), np.nan)
+        li = {l: i for i, l in enumerate(layers)}
+        hi = {x: i for i, x in enumerate(heads)}
+        for (l, x), v in med[col].items():
+            a[li[l], hi[x]] = v
+        return a
+
+    kf, kw, gap = grid("kf"), grid("kw"), grid("gap")
+    nwin = int(h.groupby("run")["window"].nunique().sum())
+    cap = Caption(f"Per (layer, query head): median over {nwin} windows of k90(Ẽ), of k90(W_Q^T W_K) (the same in "
+                  "every window), and of the per-window ratio k90(W_Q^T W_K) / k90(Ẽ) (gap; log colour scale, 1 = "
+                  "white)", conv, ["field", "weights", "k_tau", "kv_head"], runs=md.runs_line)
+    cell = 0.34 if len(heads) <= 16 else 0.2
+    panel_w = max(2.6, min(5.0, cell * len(heads) + 0.8))
+    panel_h = max(1.6, min(6.5, cell * len(layers) + 0.9))
+    fig = new_figure(3 * panel_w + 1.2, panel_h + 0.55, cap)
+    axes = fig.subplots(1, 3)
+    kmax = max(np.nanmax(kf), np.nanmax(kw), 2)
+    knorm = Normalize(vmin=1, vmax=max(kmax, md.head_dim if md.head_dim <= 2 * kmax else kmax))
+    kcmap = colormaps["viridis"]
+    finite = gap[np.isfinite(gap) & (gap > 0)]
+    span = max(float(np.max(finite)) if finite.size else 2.0, 1.0 / float(np.min(finite)) if finite.size else 2.0, 1.25)
+    gnorm = LogNorm(vmin=1 / span, vmax=span)
+    gcmap = colormaps["RdBu_r"]
+    annotate = len(layers) * len(heads) <= 256
+    for ax, data, norm, cmap, title in ((axes[0], kf, knorm, kcmap, K90_FIELD_TEX),
+                                        (axes[1], kw, knorm, kcmap, K90_WEIGHTS_TEX),
+                                        (axes[2], gap, gnorm, gcmap, r"gap $k_{90}(W_Q^{\top}W_K)\,/\,k_{90}(\tilde{E})$")):
+        im = ax.imshow(data, norm=norm, cmap=cmap, aspect="auto", origin="upper")
+        ax.set_title(title, fontweight="bold")
+        ax.set_xlabel("query head")
+        ax.set_ylabel("layer")
+        ax.grid(False)
+        ax.set_xticks(range(len(heads)) if len(heads) <= 16 else range(0, len(heads), max(1, len(heads) // 8)))
+        ax.set_xticklabels([str(heads[i]) for i in ax.get_xticks().astype(int)])
+        ax.set_yticks(range(len(layers)) if len(layers) <= 16 else range(0, len(layers), max(1, len(layers) // 8)))
+        ax.set_yticklabels([str(layers[i]) for i in ax.get_yticks().astype(int)])
+        for s in ax.spines.values():
+            s.set_visible(False)
+        if annotate:
+            for i in range(data.shape[0]):
+                for j in range(data.shape[1]):
+                    v = data[i, j]
+                    if not np.isfinite(v):
+                        continue
+                    r, g, b, _ = cmap(norm(v))
+                    dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.55
+                    txt = f"{v:.1f}" if ax is axes[2] else (f"{v:g}" if v == int(v) else f"{v:.1f}")
+                    ax.text(j, i, txt, ha="center", va="center", fontsize=6.5 if len(heads) <= 12 else 5.5,
+                            color="white" if dark else "#222222")
+        if ax is axes[1]:
+            cb = fig.colorbar(im, ax=axes[:2], shrink=0.95, pad=0.02)
+            cb.set_label(r"$k_{90}$ (components)")
+        elif ax is axes[2]:
+            cb = fig.colorbar(im, ax=axes[2], shrink=0.95, pad=0.02)
+            cb.set_label("gap (ratio)")
+            ticks = [t for t in (1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 6, 1 / 4, 1 / 3, 0.4, 0.5, 2 / 3, 0.8, 1, 1.25, 1.5,
+                                 2, 2.5, 3, 4, 6, 8, 16, 32, 64) if 1 / span <= t <= span]
+            while len(ticks) > 7:  # keep 1 in the middle, thin out symmetrically
+                ticks = ticks[::2] if 1 in ticks[::2] else ticks[1::2]
+            cb.set_ticks(ticks)
+            cb.set_ticklabels([f"{t:.2g}" for t in ticks])
+            cb.minorticks_off()
+    fig.suptitle(f"{md.title} — {md.shape_line}", fontsize=10.5, fontweight="bold", x=0.01, ha="left")
+    return fig, cap
+
+
+def fig_histograms(models: Sequence[ModelData], conv: dict):
+    rows, cols = _grid(len(models))
+    cap = Caption("Distribution of k90: Ẽ over every (window, layer, query head), W_Q^T W_K over every (layer, query "
+                  "head), each as a share of its own count; dashed lines: medians", conv, ["field", "weights", "k_tau"])
+    fig = new_figure(4.4 * cols, 3.2 * rows, cap)
+    axes = _panels(fig, len(models))
+    for ax, md in zip(axes, models):
+        h = md.heads
+        wf = h["k90_field"].astype(float).to_numpy()
+        ww = h.drop_duplicates(["layer", "head"])["k90_weights"].astype(float).to_numpy()
+        hi = int(max(wf.max(), ww.max()))
+        bins = np.arange(0.5, hi + 1.5, 1.0) if hi <= 64 else np.linspace(0.5, hi + 0.5, 65)
+        for data, color, label in ((wf, FIELD_COLOR, f"{K90_FIELD_TEX} ({len(wf)} head-windows)"),
+                                   (ww, WEIGHTS_COLOR, f"{K90_WEIGHTS_TEX} ({len(ww)} heads)")):
+            weights = np.full(len(data), 1.0 / len(data))
+            ax.hist(data, bins=bins, weights=weights, color=color, alpha=0.35, edgecolor="none")
+            ax.hist(data, bins=bins, weights=weights, histtype="step", color=color, lw=1.4, label=label)
+            ax.axvline(np.median(data), color=color, lw=1.1, ls="--")
+        ax.set_xlabel(r"$k_{90}$ (singular components)")
+        ax.set_ylabel("share of heads")
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.3)
+        ax.set_xlim(0.5, max(hi, 2) + 0.5)
+        if hi <= 16:
+            ax.set_xticks(range(1, hi + 1))
+        _model_title(ax, md)
+        ax.legend(loc="upper right")
+    return fig, cap
+
+
+def fig_by_layer(models: Sequence[ModelData], conv: dict):
+    rows, cols = _grid(len(models))
+    cap = Caption("k90 by layer. Ẽ: median (dot) over every (window, query head) of the layer, thick bar the "
+                  "interquartile range, thin bar min–max. W_Q^T W_K (offset to the right): the same over the layer's "
+                  "query heads", conv, ["field", "weights", "k_tau"])
+    fig = new_figure(4.4 * cols, 3.2 * rows, cap)
+    axes = _panels(fig, len(models))
+    for ax, md in zip(axes, models):
+        h = md.heads
+        layers = np.array(sorted(h["layer"].unique()))
+        wide = len(layers) > 12
+        for frame, col, color, mk, dx, label in (
+                (h, "k90_field", FIELD_COLOR, "o", -0.12, K90_FIELD_TEX),
+                (h.drop_duplicates(["layer", "head"]), "k90_weights", WEIGHTS_COLOR, "s", 0.12, K90_WEIGHTS_TEX)):
+            g = frame.groupby("layer")[col]
+            med, q1, q3 = (g.median().reindex(layers), g.quantile(0.25).reindex(layers),
+                           g.quantile(0.75).reindex(layers))
+            lo, hi = g.min().reindex(layers), g.max().reindex(layers)
+            x = layers + (0 if wide else dx)
+            ax.vlines(x, lo, hi, color=color, lw=1.0, alpha=0.55)
+            ax.vlines(x, q1, q3, color=color, lw=4.5 if not wide else 2.5, alpha=0.45)
+            ax.plot(x, med, color=color, lw=1.4, ls="-" if col == "k90_field" else "--", marker=mk,
+                    ms=4.5 if not wide else 3, mfc="white", mew=1.4, label=f"{label} median, IQR, min–max")
+        ax.set_xlabel("layer")
+        ax.set_ylabel(r"$k_{90}$ (singular components)")
+        top = max(float(h["k90_field"].max()), float(h["k90_weights"].max()), 2)
+        ax.set_ylim(0, top * 1.3 + 0.5)
+        ax.set_xticks(layers if len(layers) <= 16 else layers[:: max(1, len(layers) // 8)])
+        ax.set_xlim(layers[0] - 0.5, layers[-1] + 0.5)
+        _model_title(ax, md)
+        ax.legend(loc="upper left", ncol=1)
+    return fig, cap
+
+
+# ------------------------------------------------------------------------------------------------
+# HTML
+# ------------------------------------------------------------------------------------------------
+
+CSS = """
+:root { --field: #1f5fa8; --weights: #c8443a; --ink: #1d1d1f; --muted: #5f6368; --rule: #dadce0; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f6f7f9; color: var(--ink);
+       font: 15px/1.5 -apple-system, "Segoe UI", "DejaVu Sans", "Liberation Sans", Helvetica, Arial, sans-serif; }
+main { max-width: 1320px; margin: 0 auto; padding: 28px 36px 60px; background: #fff; min-height: 100vh; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 19px; margin: 34px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--rule); }
+.meta, .note, figcaption, .notes { color: var(--muted); font-size: 13px; }
+.lede { font-size: 15px; max-width: 980px; }
+.field { color: var(--field); font-weight: 600; } .weights { color: var(--weights); font-weight: 600; }
+.figs { display: flex; flex-wrap: wrap; column-gap: 28px; align-items: flex-start; }
+.figs > section { flex: 0 1 600px; min-width: 0; }
+.figs > section.wide { flex: 1 1 100%; }
+.figs h2 { font-size: 17px; }
+figure { margin: 10px 0 22px; }
+figure img { max-width: 100%; height: auto; display: block; border: 1px solid #eceef1; }
+figcaption { margin-top: 4px; }
+table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
+th, td { padding: 4px 9px; border-bottom: 1px solid #eceef1; text-align: right; white-space: nowrap; }
+th { background: #f1f3f4; border-bottom: 2px solid var(--rule); font-weight: 600; white-space: normal;
+     vertical-align: bottom; }
+td.l, th.l { text-align: left; }
+tr.model td { font-weight: 700; background: #fafbfc; border-bottom: 2px solid var(--rule); }
+.scroll { overflow-x: auto; }
+.warn { background: #fff7e0; border-left: 4px solid #f0b400; padding: 6px 12px; font-size: 13px; }
+dl { font-size: 13px; } dt { font-weight: 600; margin-top: 6px; } dd { margin-left: 18px; color: #333; }
+code { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12.5px; }
+"""
+
+
+def _png_svg(fig) -> tuple[bytes, bytes]:
+    png, svg = io.BytesIO(), io.BytesIO()
+    fig.savefig(png, format="png", dpi=DPI, facecolor="white", metadata={"Software": None})
+    fig.set_layout_engine("none")  # keep the positions the PNG's layout found: same figure, half the time
+    fig.savefig(svg, format="svg", facecolor="white", metadata={"Date": None})
+    return png.getvalue(), svg.getvalue()
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-").lower() or "model"
+
+
+HTML_COLUMNS = ["model", "family", "params", "layers", "H", "G", "d<sub>h</sub>", "text", "ctx", "windows",
+                "k90(Ẽ)<br>min / med / max", "k90(W<sub>Q</sub><sup>T</sup>W<sub>K</sub>)<br>min / med / max",
+                "gap k90<br>min / med / max", "gap erank<br>min / med / max"]
+
+
+def _table_html(df) -> str:
+    e = html.escape
+    left = {0, 1, 7}
+    out = ['<div class="scroll"><table id="summary-table"><thead><tr>']
+    for i, c in enumerate(HTML_COLUMNS):
+        out.append(f'<th class="{"l" if i in left else ""}">{c}</th>')
+    out.append("</tr></thead><tbody>")
+    for row in df.to_dict("records"):
+        out.append(f'<tr class="{"model" if row["scope"] == "model" else "run"}">')
+        for i, c in enumerate(markdown_cells(row)):
+            out.append(f'<td class="{"l" if i in left else ""}">{e(c)}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def _runs_html(runs: Sequence[Run]) -> str:
+    e = html.escape
+    out = ['<div class="scroll"><table id="runs-table"><thead><tr><th class="l">model</th><th class="l">text</th>'
+           '<th>ctx</th><th>windows</th><th>layers</th><th class="l">spectra.jsonl</th><th class="l">folder</th>'
+           "</tr></thead><tbody>"]
+    for r in runs:
+        out.append(f'<tr><td class="l">{e(r.model_name)}</td><td class="l">{e(r.text_name)}</td><td>{r.ctx}</td>'
+                   f'<td>{r.heads["window"].nunique()}</td><td>{r.heads["layer"].nunique()}</td>'
+                   f'<td class="l">{"yes" if r.has_spectra else "no"}</td><td class="l"><code>{e(str(r.dir))}</code></td></tr>')
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def _conventions_html(conv: dict) -> str:
+    e = html.escape
+    return "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in conv.items()) + "</dl>"
+
+
+def default_out(paths: Sequence[PathLike]) -> Path:
+    """``<RUN_DIR>/report`` for one folder, ``<common parent>/report`` for several."""
+    ps = [os.path.abspath(p) for p in paths]
+    return Path(ps[0] if len(ps) == 1 else os.path.commonpath(ps)) / "report"
+
+
+def write_report(run_dirs: Union[PathLike, Iterable[PathLike]], out_dir: Optional[PathLike] = None, *,
+                 title: Optional[str] = None, runs: Optional[Sequence[Run]] = None) -> Path:
+    """Writes the HTML report (and every figure as PNG and SVG, and the table) for run folders; returns
+    the path of ``report.html``. ``run_dirs``: run folders, or folders with run folders below them.
+    Raises :class:`attnspec.InputError` when a folder holds no finished run."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib import rc_context
+
+    from . import __version__
+
+    if isinstance(run_dirs, (str, os.PathLike)):
+        run_dirs = [run_dirs]
+    run_dirs = list(run_dirs)
+    if runs is None:
+        runs = load_runs(run_dirs)
+    out = Path(out_dir) if out_dir is not None else default_out(run_dirs)
+    figdir = out / "figures"
+    figdir.mkdir(parents=True, exist_ok=True)
+    write_table(None, out, runs=runs)
+    df = build_table(None, runs=runs)
+    conv = runs[0].conventions
+    models = model_data(runs)
+    e = html.escape
+
+    sections = []
+    with rc_context(RC):
+        specs = [("cumulative-variance", "Figure 1. Cumulative variance of the singular values",
+                  lambda: fig_cumulative_variance(models, conv))]
+        for md in models:
+            specs.append((f"heatmaps-{_slug(md.name)}", f"Figure 2{'abcdefghijklmnopqrstuvwxyz'[len(specs) - 1] if len(models) > 1 else ''}. "
+                          f"k90 and gap per layer and head: {md.name}", lambda md=md: fig_heatmaps(md, conv)))
+        specs.append(("k90-histograms", "Figure 3. Distribution of k90", lambda: fig_histograms(models, conv)))
+        specs.append(("k90-by-layer", "Figure 4. k90 of Ẽ by layer", lambda: fig_by_layer(models, conv)))
+        for name, heading, make in specs:
+            fig, cap = make()
+            png, svg = _png_svg(fig)
+            (figdir / f"{name}.png").write_bytes(png)
+            (figdir / f"{name}.svg").write_bytes(svg)
+            h2 = f"<h2>{e(heading)}</h2>"
+            width = int(round(fig.get_figwidth() * DPI))
+            wide = " wide" if width > 900 else ""
+            note = ""
+            if name == "cumulative-variance":
+                missing = [r for md in models for r in md.runs_without_spectra]
+                if missing:
+                    note = ('<p class="warn">No spectra.jsonl (run made without <code>--save-spectra</code>) in: '
+                            + ", ".join(e(f"{r.model_name} / {r.text_name} / ctx {r.ctx}") for r in missing)
+                            + ". Their curves are reconstructed from the k<sub>τ</sub> columns of heads.csv "
+                              "(τ = 0.5, 0.8, 0.9, 0.95, 0.99) as points with interquartile bars.</p>")
+            # The caption is part of the image (footnote); here only where the files are.
+            sections.append(
+                f'<section class="fig{wide}" id="fig-{e(name)}">{h2}{note}<figure>'
+                f'<img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="{e(heading)}: {e(cap.text)}" '
+                f'width="{width}" height="{int(round(fig.get_figheight() * DPI))}">'
+                f'<figcaption>Also <code>figures/{e(name)}.png</code> and <code>figures/{e(name)}.svg</code>.'
+                f'</figcaption></figure></section>')
+
+    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    names = ", ".join(e(m.name) for m in models)
+    title = title or f"attnspec report: {', '.join(m.name for m in models)}"
+    doc = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(title)}</title>
+<style>{CSS}</style></head>
+<body><main>
+<h1>{e(title)}</h1>
+<p class="meta">attnspec {e(__version__)} · {when} · {len(runs)} run(s) of {len(models)} model(s): {names}</p>
+<p class="lede">How many dimensions does each attention head use? For every head, the singular-value spectrum of
+the row-centred logit field <span class="field">Ẽ</span> (what the data makes of the head) against that of the
+learned interaction <span class="weights">W<sub>Q</sub><sup>T</sup>W<sub>K</sub></span> (what its weights allow):
+k90 is the number of singular components that hold 90% of the variance.</p>
+<section id="table"><h2>Summary table</h2>
+{_table_html(df)}
+<ul class="notes">{''.join(f'<li>{e(n)}</li>' for n in NOTES)}</ul>
+<p class="note">Also written as <code>table.md</code>, <code>table.csv</code>, <code>table.json</code> beside this file.</p>
+</section>
+<div class="figs">{''.join(sections)}</div>
+<section id="runs"><h2>Runs</h2>{_runs_html(runs)}</section>
+<section id="conventions"><h2>Conventions</h2><p class="note">As recorded in summary.json of the first run
+(all runs of one attnspec version share them).</p>{_conventions_html(conv)}</section>
+</main></body></html>
+"""
+    path = out / "report.html"
+    path.write_text(doc, encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------
+# Command line
+# ------------------------------------------------------------------------------------------------
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise _UsageError(message)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``attnspec report`` / ``python -m attnspec.report``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = _Parser(prog=PROG, description="Write one self-contained HTML report (figures embedded; every figure "
+                "also as PNG and SVG; the table as Markdown, CSV, JSON) for attnspec run folders.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="a run folder (heads.csv + summary.json), or a folder with run folders below it")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: RUN_DIR/report, or <common parent>/report for several)")
+    p.add_argument("--title", default=None, help="title of the report")
+    p.add_argument("--quiet", action="store_true", help="no final message")
+    try:
+        from ._core import InputError
+    except ImportError as e:  # pragma: no cover
+        print(f"attnspec: error: the attnspec package is not usable ({e})", file=sys.stderr)
+        return 2
+    try:
+        args = p.parse_args(argv)
+        path = write_report(args.run_dirs, args.out, title=args.title)
+    except _UsageError as e:
+        print(f"attnspec: error: {PROG}: {e}", file=sys.stderr)
+        return 2
+    except InputError as e:
+        print(f"attnspec: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        print(f"attnspec: error: {PROG} needs the Python package {e.name!r} (pip install {e.name})", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(f"attnspec: wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
