@@ -15,29 +15,34 @@ WeightSpectra compute_weight_spectra(const Model& model, int last_layer) {
   WeightSpectra out;
   out.n_heads = c.n_heads;
   out.heads.resize(size_t(last_layer + 1) * c.n_heads);
-  const int d = c.d_model, dh = c.head_dim;
-  thread_count();  // makes sure BLAS runs single-threaded inside the parallel loop
+  const int d = c.d_model, dh = c.head_dim, layers = last_layer + 1;
+  thread_count();  // makes sure BLAS runs single-threaded inside the parallel loops
+  // W^T blocks [d x d_h] straight from the checkpoint, checked for NaN/Inf, reduced to R factors.
+  auto factor = [&](int l, int head, bool query) {
+    std::vector<double> w(size_t(d) * dh);
+    (query ? query_weights_transposed : key_weights_transposed)(model, l, head, w.data());
+    for (double x : w)
+      if (!std::isfinite(x))
+        throw input_error(model.path.string(), "non-finite values (NaN or Inf) in layer " + std::to_string(l) + " tensor '" +
+                                                   (query ? model.layers[l].q.weight : model.layers[l].k.weight) + "'");
+    return column_factor(w.data(), d, dh);
+  };
   FirstException error;
-#pragma omp parallel
-  {
-    std::vector<double> wq(size_t(d) * dh), wk(size_t(d) * dh);
-#pragma omp for schedule(dynamic)
-    for (int task = 0; task < (last_layer + 1) * c.n_heads; ++task) {
-      error.capture([&] {
-        const int l = task / c.n_heads, h = task % c.n_heads;
-        query_weights_transposed(model, l, h, wq.data());              // W_Q^(h)T  [d x d_h]
-        key_weights_transposed(model, l, c.kv_head_of(h), wk.data());  // W_K^(g)T  [d x d_h]
-        for (const auto* w : {&wq, &wk})
-          for (double x : *w)
-            if (!std::isfinite(x))
-              throw input_error(model.path.string(), "non-finite values (NaN or Inf) in layer " + std::to_string(l) + " tensor '" +
-                                                         (w == &wq ? model.layers[l].q.weight : model.layers[l].k.weight) + "'");
-        HeadSpectrum& hs = out.heads[task];
-        hs.sigma = interaction_singular_values(wq.data(), wk.data(), d, dh);
-        hs.summary = summarize(hs.sigma);
-      });
-    }
-  }
+  // W_K^(g)T factors first: each serves the H / G query heads of its group.
+  std::vector<RFactor> keys(size_t(layers) * c.n_kv_heads);
+#pragma omp parallel for schedule(dynamic)
+  for (int task = 0; task < layers * c.n_kv_heads; ++task)
+    error.capture([&] { keys[task] = factor(task / c.n_kv_heads, task % c.n_kv_heads, false); });
+  error.rethrow();
+#pragma omp parallel for schedule(dynamic)
+  for (int task = 0; task < layers * c.n_heads; ++task)
+    error.capture([&] {
+      const int l = task / c.n_heads, h = task % c.n_heads;
+      // M = W_Q^(h)T W_K^(g): singular values of R_q R_k^T.
+      HeadSpectrum& hs = out.heads[task];
+      hs.sigma = factor_product_singular_values(factor(l, h, true), keys[size_t(l) * c.n_kv_heads + c.kv_head_of(h)], 1.0);
+      hs.summary = summarize(hs.sigma);
+    });
   error.rethrow();
   return out;
 }
@@ -57,6 +62,12 @@ WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, in
         const auto t0 = std::chrono::steady_clock::now();
         const long ldq = long(c.n_heads) * c.head_dim, ldk = long(c.n_kv_heads) * c.head_dim;
         FirstException error;
+        // The centred keys' R factor is shared by the H / G query heads of each KV group.
+        std::vector<RFactor> key_factors(c.n_kv_heads);
+#pragma omp parallel for schedule(dynamic)
+        for (int g = 0; g < c.n_kv_heads; ++g)
+          error.capture([&] { key_factors[g] = row_factor(a.k + g * c.head_dim, ldk, a.n, c.head_dim, /*centre=*/true); });
+        error.rethrow();
         // One task per head, plus (--data-side) the layer's Xc spectrum as task -1, started first.
         const int first_task = options.data_side ? -1 : 0;
 #pragma omp parallel for schedule(dynamic)
@@ -71,8 +82,9 @@ WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, in
           r.head = h;
           r.kv_head = g;
           // E~ = s Q_h Kc_g^T  (METRICS.md, energy field), reduced exactly to d_h x d_h.
-          r.field.sigma = energy_field_singular_values(a.q + h * c.head_dim, ldq, a.k + g * c.head_dim, ldk, a.n,
-                                                       c.head_dim, c.softmax_scale[a.layer]);
+          r.field.sigma = factor_product_singular_values(
+              row_factor(a.q + h * c.head_dim, ldq, a.n, c.head_dim, /*centre=*/false), key_factors[g],
+              c.softmax_scale[a.layer]);
           r.field.summary = summarize(r.field.sigma);
           if (options.any()) compute_head_extras(options, c, a, h, r.extras);
         });

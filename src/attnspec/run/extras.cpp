@@ -12,18 +12,14 @@
 #include <tuple>
 
 #include "attnspec/common/error.h"
+#include "attnspec/common/format.h"
 #include "attnspec/run/analysis.h"
 #include "attnspec/spectra/field_factors.h"
 
 namespace attnspec {
 namespace {
 
-std::string fmt(double v) {
-  if (!std::isfinite(v)) return "nan";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.10g", v);
-  return buf;
-}
+std::string fmt(double v) { return format_number(v); }
 
 // A k_tau that the computed values did not reach (Lanczos capped) is written as nan.
 std::string fmt_k(int k) { return k < 0 ? "nan" : std::to_string(k); }

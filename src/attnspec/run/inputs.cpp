@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "attnspec/common/error.h"
+#include "attnspec/tokenize/text.h"
+#include "attnspec/tokenize/tokenizer.h"
 
 namespace attnspec {
 
@@ -75,6 +77,48 @@ Windows cut_windows(std::span<const int32_t> stream, int ctx, const std::vector<
   }
   w.dropped_tokens = stream.size() - available * body;
   return w;
+}
+
+PreparedInput prepare_input(const InputSource& src, const ModelConfig& c) {
+  if (src.ctx <= 0) throw InputError("--ctx must be a positive number of tokens");
+  if (src.text.empty() == src.token_ids.empty()) throw InputError("give exactly one of --text and --token-ids");
+  if (src.ctx > c.max_positions && (c.learned_positions || !src.allow_long_context))
+    throw input_error((src.model / "config.json").string(),
+                      "--ctx " + std::to_string(src.ctx) + " exceeds max_position_embeddings " + std::to_string(c.max_positions) +
+                          (c.learned_positions ? " (learned positions cannot be extended)" : "; pass --allow-long-context to run anyway"));
+  PreparedInput out;
+  const std::string source = !src.text.empty() ? src.text.string() : src.token_ids.string();
+  if (!src.text.empty()) {
+    const auto tok_dir = src.tokenizer.empty() ? src.model : src.tokenizer;
+    if (!Tokenizer::present(tok_dir))
+      throw input_error(tok_dir.string(), "holds no tokenizer files (tokenizer.json, vocab.json + merges.txt or "
+                                          "tokenizer.model); pass --tokenizer DIR or --token-ids FILE");
+    auto tokenizer = Tokenizer::load(tok_dir);
+    TextOptions options;
+    options.strip_gutenberg = src.strip_gutenberg;
+    const std::string text = read_text_file(src.text, options);
+    const auto ids = tokenizer->encode(text);
+    out.windows = cut_windows(ids, src.ctx, tokenizer->prefix_special(), tokenizer->suffix_special(), src.max_windows, source);
+    out.description = {{"text", src.text.string()},
+                       {"tokenizer", tokenizer->describe()},
+                       {"tokenizer_dir", tok_dir.string()},
+                       {"strip_gutenberg", src.strip_gutenberg},
+                       {"text_bytes", text.size()},
+                       {"prefix_special", tokenizer->prefix_special()},
+                       {"suffix_special", tokenizer->suffix_special()}};
+  } else {
+    out.windows = cut_windows(read_token_ids(src.token_ids), src.ctx, {}, {}, src.max_windows, source);
+    out.description = {{"token_ids", src.token_ids.string()}};
+  }
+  for (size_t w = 0; w < out.windows.windows.size(); ++w)
+    for (size_t i = 0; i < out.windows.windows[w].size(); ++i)
+      if (out.windows.windows[w][i] >= c.vocab_size)
+        throw input_error(source, "token id " + std::to_string(out.windows.windows[w][i]) + " (window " + std::to_string(w) +
+                                      ", position " + std::to_string(i) + ") is outside the model's vocabulary of " +
+                                      std::to_string(c.vocab_size));
+  out.description["stream_tokens"] = out.windows.stream_tokens;
+  out.description["dropped_tokens"] = out.windows.dropped_tokens;
+  return out;
 }
 
 }  // namespace attnspec

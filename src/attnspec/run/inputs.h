@@ -7,6 +7,10 @@
 #include <span>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "attnspec/model/model.h"
+
 namespace attnspec {
 
 // A JSON array of integers, or integers separated by white space or commas. Throws InputError
@@ -25,5 +29,28 @@ struct Windows {
 // not even one window fits.
 Windows cut_windows(std::span<const int32_t> stream, int ctx, const std::vector<int32_t>& prefix,
                     const std::vector<int32_t>& suffix, int max_windows, const std::string& source);
+
+// Where a run's tokens come from: a text (tokenized with the checkpoint's own tokenizer files, or
+// those of `tokenizer`) or a token-id file, cut into windows of ctx tokens.
+struct InputSource {
+  std::filesystem::path model;      // checkpoint folder (its config.json is named in errors)
+  std::filesystem::path text;       // UTF-8 text ...
+  std::filesystem::path token_ids;  // ... or token ids, used as given
+  std::filesystem::path tokenizer;  // tokenizer folder when not the checkpoint's own
+  int ctx = 0;
+  int max_windows = 0;        // 0: all
+  int strip_gutenberg = -1;   // -1 auto, 0 never, 1 always
+  bool allow_long_context = false;
+};
+
+struct PreparedInput {
+  Windows windows;
+  nlohmann::json description;  // for summary.json and the --resume fingerprint
+};
+
+// Reads, tokenizes and cuts the input, checking it against the model: ctx within the model's
+// positions (or --allow-long-context for rotary models), every id inside the vocabulary. Throws
+// InputError naming the file at fault; writes nothing.
+PreparedInput prepare_input(const InputSource& source, const ModelConfig& config);
 
 }  // namespace attnspec

@@ -8,16 +8,12 @@
 #include <iterator>
 
 #include "attnspec/common/error.h"
+#include "attnspec/common/format.h"
 
 namespace attnspec {
 namespace {
 
-std::string fmt(double v) {
-  if (!std::isfinite(v)) return "nan";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.10g", v);
-  return buf;
-}
+std::string fmt(double v) { return format_number(v); }
 
 // k90(M) / k90(E~) and erank(M) / erank(E~): how many more dimensions the weights use than the
 // data-driven field. NaN when the field is zero.

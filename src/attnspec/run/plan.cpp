@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "attnspec/common/error.h"
+#include "attnspec/common/format.h"
 #include "attnspec/common/parallel.h"
 #include "attnspec/model/forward.h"
 #include "attnspec/model/model.h"
@@ -24,12 +25,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string fmt(double v) {
-  if (!std::isfinite(v)) return "nan";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.10g", v);
-  return buf;
-}
+std::string fmt(double v) { return format_number(v); }
 
 nlohmann::json plan_conventions() {
   return {
@@ -58,8 +54,6 @@ nlohmann::json plan_conventions() {
 
 nlohmann::json run_plan(const PlanRequest& rq) {
   const auto t_start = Clock::now();
-  if (rq.ctx <= 0) throw InputError("--ctx must be a positive number of tokens");
-  if (rq.text.empty() == rq.token_ids.empty()) throw InputError("give exactly one of --text and --token-ids");
   if (rq.tolerances.empty()) throw InputError("plan needs at least one --tolerance EPS");
   for (double eps : rq.tolerances)
     if (!(eps > 0 && eps < 1)) throw InputError("--tolerance must be in (0, 1), got " + fmt(eps));
@@ -69,35 +63,9 @@ nlohmann::json run_plan(const PlanRequest& rq) {
 
   auto model = load_model(rq.model);
   const ModelConfig& c = model->config;
-  if (rq.ctx > c.max_positions && (c.learned_positions || !rq.allow_long_context))
-    throw input_error((rq.model / "config.json").string(),
-                      "--ctx " + std::to_string(rq.ctx) + " exceeds max_position_embeddings " + std::to_string(c.max_positions) +
-                          (c.learned_positions ? " (learned positions cannot be extended)" : "; pass --allow-long-context to run anyway"));
-  nlohmann::json input;
-  Windows windows;
-  const std::string source = !rq.text.empty() ? rq.text.string() : rq.token_ids.string();
-  if (!rq.text.empty()) {
-    const auto tok_dir = rq.tokenizer.empty() ? rq.model : rq.tokenizer;
-    if (!Tokenizer::present(tok_dir))
-      throw input_error(tok_dir.string(), "holds no tokenizer files (tokenizer.json, vocab.json + merges.txt or "
-                                          "tokenizer.model); pass --tokenizer DIR or --token-ids FILE");
-    auto tokenizer = Tokenizer::load(tok_dir);
-    TextOptions options;
-    options.strip_gutenberg = rq.strip_gutenberg;
-    const auto ids = tokenizer->encode(read_text_file(rq.text, options));
-    windows = cut_windows(ids, rq.ctx, tokenizer->prefix_special(), tokenizer->suffix_special(), rq.max_windows, source);
-    input = {{"text", rq.text.string()}, {"tokenizer", tokenizer->describe()}};
-  } else {
-    const auto ids = read_token_ids(rq.token_ids);
-    windows = cut_windows(ids, rq.ctx, {}, {}, rq.max_windows, source);
-    input = {{"token_ids", rq.token_ids.string()}};
-  }
-  for (size_t w = 0; w < windows.windows.size(); ++w)
-    for (size_t i = 0; i < windows.windows[w].size(); ++i)
-      if (windows.windows[w][i] >= c.vocab_size)
-        throw input_error(source, "token id " + std::to_string(windows.windows[w][i]) + " (window " + std::to_string(w) +
-                                      ", position " + std::to_string(i) + ") is outside the model's vocabulary of " +
-                                      std::to_string(c.vocab_size));
+  PreparedInput prepared = prepare_input(rq.input(), c);
+  const Windows& windows = prepared.windows;
+  nlohmann::json& input = prepared.description;
   if (std::filesystem::exists(rq.out) && !std::filesystem::is_directory(rq.out))
     throw input_error(rq.out.string(), "exists and is not a folder");
 

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attnspec/run/inputs.h"
+
 namespace attnspec {
 
 struct PlanRequest {
@@ -23,6 +25,10 @@ struct PlanRequest {
   bool quiet = false;
   std::vector<double> tolerances;  // EPS values, each in (0, 1)
   bool geometric = false;          // ranks 0..8 then x1.25 steps instead of every k
+
+  InputSource input() const {
+    return {model, text, token_ids, tokenizer, ctx, max_windows, strip_gutenberg, allow_long_context};
+  }
 };
 
 // Writes plan.csv, plan_curves.csv and plan.json into request.out; returns plan.json's content.

@@ -104,52 +104,12 @@ std::vector<int32_t> tokenize_file(const std::filesystem::path& tokenizer_dir, c
 
 nlohmann::json run_analyze(const AnalyzeRequest& rq) {
   const auto t_start = Clock::now();
-  if (rq.ctx <= 0) throw InputError("--ctx must be a positive number of tokens");
-  if (rq.text.empty() == rq.token_ids.empty()) throw InputError("give exactly one of --text and --token-ids");
-
   // Everything is read and checked before the output folder is touched.
   auto model = load_model(rq.model);
   const ModelConfig& c = model->config;
-  if (rq.ctx > c.max_positions && (c.learned_positions || !rq.allow_long_context))
-    throw input_error((rq.model / "config.json").string(),
-                      "--ctx " + std::to_string(rq.ctx) + " exceeds max_position_embeddings " + std::to_string(c.max_positions) +
-                          (c.learned_positions ? " (learned positions cannot be extended)" : "; pass --allow-long-context to run anyway"));
-
-  nlohmann::json input;
-  Windows windows;
-  if (!rq.text.empty()) {
-    const auto tok_dir = rq.tokenizer.empty() ? rq.model : rq.tokenizer;
-    if (!Tokenizer::present(tok_dir))
-      throw input_error(tok_dir.string(), "holds no tokenizer files (tokenizer.json, vocab.json + merges.txt or "
-                                          "tokenizer.model); pass --tokenizer DIR or --token-ids FILE");
-    auto tokenizer = Tokenizer::load(tok_dir);
-    TextOptions options;
-    options.strip_gutenberg = rq.strip_gutenberg;
-    const std::string raw_text = read_text_file(rq.text, options);
-    const auto ids = tokenizer->encode(raw_text);
-    windows = cut_windows(ids, rq.ctx, tokenizer->prefix_special(), tokenizer->suffix_special(), rq.max_windows,
-                          rq.text.string());
-    input = {{"text", rq.text.string()},
-             {"tokenizer", tokenizer->describe()},
-             {"tokenizer_dir", tok_dir.string()},
-             {"strip_gutenberg", rq.strip_gutenberg},
-             {"text_bytes", raw_text.size()},
-             {"prefix_special", tokenizer->prefix_special()},
-             {"suffix_special", tokenizer->suffix_special()}};
-  } else {
-    const auto ids = read_token_ids(rq.token_ids);
-    windows = cut_windows(ids, rq.ctx, {}, {}, rq.max_windows, rq.token_ids.string());
-    input = {{"token_ids", rq.token_ids.string()}};
-  }
-  for (size_t w = 0; w < windows.windows.size(); ++w)
-    for (size_t i = 0; i < windows.windows[w].size(); ++i)
-      if (windows.windows[w][i] >= c.vocab_size)
-        throw input_error(!rq.text.empty() ? rq.text.string() : rq.token_ids.string(),
-                          "token id " + std::to_string(windows.windows[w][i]) + " (window " + std::to_string(w) +
-                              ", position " + std::to_string(i) + ") is outside the model's vocabulary of " +
-                              std::to_string(c.vocab_size));
-  input["stream_tokens"] = windows.stream_tokens;
-  input["dropped_tokens"] = windows.dropped_tokens;
+  PreparedInput prepared = prepare_input(rq.input(), c);
+  const Windows& windows = prepared.windows;
+  nlohmann::json& input = prepared.description;
 
   set_thread_count(rq.threads);
   const int last_layer = c.n_layers - 1;

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attnspec/run/inputs.h"
+
 #include "attnspec/run/extras.h"
 
 namespace attnspec {
@@ -27,6 +29,10 @@ struct AnalyzeRequest {
   bool allow_long_context = false;
   bool quiet = false;
   bool resume = false;  // continue an unfinished run in `out` (same inputs and options)
+
+  InputSource input() const {
+    return {model, text, token_ids, tokenizer, ctx, max_windows, strip_gutenberg, allow_long_context};
+  }
   AnalysisOptions options;  // --field, --data-side, --invariants (extras.h)
 };
 

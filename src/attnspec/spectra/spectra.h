@@ -1,6 +1,6 @@
 // The exact low-rank spectra of METRICS.md. Both objects have the form A1 A2^T with tall, thin
 // factors, so with thin QR factorisations A1 = U1 R1 and A2 = U2 R2 their singular values are those
-// of the small matrix R1 R2^T:
+// of the small matrix R1 R2^T (R from the pivoted Cholesky factor of the float64 Gram A^T A):
 //   energy field       E~ = s Q Kc^T          (A1 = Q [n x d_h],      A2 = Kc = K - 1 kbar^T)
 //   learned interaction M = W_Q^(h)T W_K^(g)  (A1 = W_Q^T [d x d_h], A2 = W_K^T [d x d_h])
 // Cost O(m d_h^2) instead of O(m^3); computed in float64 whatever the input precision.
@@ -11,8 +11,25 @@
 
 namespace attnspec {
 
+// The R factor of a thin QR (A = U R) of a tall m x c matrix, with its numerical rank.
+struct RFactor {
+  std::vector<double> R;  // rank x cols, column-major
+  int rank = 0, rows = 0, cols = 0;
+};
+
+// R of the row-major n x c matrix X (leading dimension ldx), or of X minus its column means when
+// `centre` (the centred keys Kc). Computed in float64 whatever T is.
+template <typename T>
+RFactor row_factor(const T* x, long ldx, int n, int c, bool centre);
+
+// R of a column-major m x c float64 matrix (W_Q^T, W_K^T: d x d_h).
+RFactor column_factor(const double* a, int m, int c);
+
+// Singular values (descending, min(m, c) of them) of scale * A B^T from the factors of A and B.
+std::vector<double> factor_product_singular_values(const RFactor& a, const RFactor& b, double scale);
+
 // Singular values (descending, min(m, c1, c2) of them) of A1 A2^T, where A1 is m x c1 and A2 is
-// m x c2, both column-major float64. The inputs are overwritten (they become QR workspace).
+// m x c2, both column-major float64 (read only; the pointers are non-const for old callers).
 std::vector<double> product_singular_values(double* a1, int m, int c1, double* a2, int c2);
 
 // Singular values of E~ = s Q Kc^T for Q [n x d_h] and K [n x d_h] given row-major with leading
