@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "attnspec/common/error.h"
+#include "attnspec/io/hub.h"
 #include "attnspec/model/forward.h"
 #include "attnspec/model/model.h"
 #include "attnspec/run/analysis.h"
@@ -177,6 +178,12 @@ PYBIND11_MODULE(_core, m) {
           return sgemm_gflops(size, threads, repeats);
         }, py::arg("size") = 2048, py::arg("threads") = 1, py::arg("repeats") = 5);
   m.def("supported_families", &supported_families);
+  m.def("find_in_hub_cache", [](const std::string& repo_id, const std::string& revision) -> std::optional<std::string> {
+          const auto p = find_in_hub_cache(repo_id, revision);
+          if (p.empty()) return std::nullopt;
+          return p.string();
+        }, py::arg("repo_id"), py::arg("revision") = "main");
+  m.def("looks_like_hub_id", &looks_like_hub_id, py::arg("s"));
 
   py::class_<Tokenizer, std::shared_ptr<Tokenizer>>(m, "Tokenizer")
       .def_static("load", [](const std::filesystem::path& dir) { return std::shared_ptr<Tokenizer>(Tokenizer::load(dir)); },

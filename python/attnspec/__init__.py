@@ -117,6 +117,29 @@ class AnalysisResult:
         return write_report([self.out_dir], path)
 
 
+def resolve_model(model: PathLike) -> Path:
+    """A checkpoint folder for ``model``: a path as given, or a Hugging Face hub id (``"gpt2"``,
+    ``"org/name"``) from the local hub cache, downloaded with ``huggingface_hub`` when it is not
+    cached and the machine is online (``HF_HUB_OFFLINE`` unset). Raises :class:`InputError` with
+    the way to get the files otherwise."""
+    text = os.fspath(model)
+    if os.path.exists(text) or not _core.looks_like_hub_id(text):
+        return Path(text)
+    cached = _core.find_in_hub_cache(text)
+    if cached:
+        return Path(cached)
+    how = (f"{text!r} is not a folder and the Hugging Face cache does not hold it; download it with "
+           f"`huggingface-cli download {text}` on a machine that is online, or pass a checkpoint folder")
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+        raise InputError(how + " (HF_HUB_OFFLINE is set)")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(text, allow_patterns=["*.json", "*.safetensors", "*.txt", "tokenizer.model"]))
+    except Exception as e:  # offline, no such repository, no huggingface_hub
+        raise InputError(f"{how} (the download failed: {type(e).__name__})") from None
+
+
 def analyze(
     model: PathLike,
     text: Optional[PathLike] = None,
@@ -163,7 +186,7 @@ def analyze(
     strip = -1 if strip_gutenberg is None else int(bool(strip_gutenberg))
     try:
         _core.run_analyze(
-            os.fspath(model),
+            os.fspath(resolve_model(model)),
             text=None if text is None else os.fspath(text),
             token_ids=None if token_ids is None else os.fspath(token_ids),
             ctx=int(ctx),

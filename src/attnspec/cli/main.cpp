@@ -2,6 +2,7 @@
 // anything else escaping the core is an internal fault (status 1).
 #include <CLI/CLI.hpp>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,13 +13,14 @@
 #include <vector>
 
 #include "attnspec/common/error.h"
+#include "attnspec/io/hub.h"
 #include "attnspec/model/model.h"
 #include "attnspec/run/plan.h"
 #include "attnspec/run/run.h"
 
 namespace {
 
-// `reproduce` and `report` are written in Python (python/attnspec/reproduce.py, report.py). They run
+// `reproduce`, `report` and `demo` are written in Python (python/attnspec/reproduce.py, report.py, demo.py). They run
 // in the Python that installed attnspec: $ATTNSPEC_PYTHON if set, else the python3 beside this
 // executable (pip installs both into the same bin/), else the interpreter that built the package
 // (known to CMake), else python3 on PATH. A missing interpreter or package is bad input: one line, 2.
@@ -65,6 +67,36 @@ int run_python_module(const std::string& command, const std::vector<std::string>
   return 2;
 }
 
+// --model takes a folder or a Hugging Face hub id. An id is looked up in the local hub cache; when
+// it is not there and the machine may go online (HF_HUB_OFFLINE unset), huggingface_hub downloads
+// the files attnspec reads (config, safetensors, tokenizer) in the Python that installed attnspec.
+std::filesystem::path model_folder(const std::string& arg) {
+  namespace fs = std::filesystem;
+  if (fs::exists(arg) || !attnspec::looks_like_hub_id(arg)) return arg;  // a path (errors come later)
+  if (auto cached = attnspec::find_in_hub_cache(arg); !cached.empty()) return cached;
+  const std::string how = "'" + arg + "' is not a folder and the Hugging Face cache (" + attnspec::hub_cache_dir().string() +
+                          ") does not hold it; download it with `huggingface-cli download " + arg +
+                          " --include config.json '*.safetensors' '*.json' '*.txt' tokenizer.model` on a machine that is online, "
+                          "or pass a checkpoint folder";
+  const char* offline = std::getenv("HF_HUB_OFFLINE");
+  if (offline && *offline && std::string(offline) != "0") throw attnspec::InputError(how + " (HF_HUB_OFFLINE is set)");
+  for (const auto& python : python_candidates()) {
+    const std::string cmd = "'" + python + "' -c \"import sys; from huggingface_hub import snapshot_download; "
+                            "print(snapshot_download(sys.argv[1], allow_patterns=['*.json', '*.safetensors', '*.txt', "
+                            "'tokenizer.model']))\" '" + arg + "' 2>/dev/null";
+    if (std::FILE* p = ::popen(cmd.c_str(), "r")) {
+      char buf[4096];
+      std::string out;
+      while (std::fgets(buf, sizeof buf, p)) out += buf;
+      const int status = ::pclose(p);
+      while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+      if (status == 0 && !out.empty() && fs::exists(fs::path(out) / "config.json")) return out;
+      if (status == 0 || WEXITSTATUS(status) != 127) break;  // Python ran: the download failed
+    }
+  }
+  throw attnspec::InputError(how + " (the download failed: offline, or no such repository)");
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"attnspec: the spectral structure of attention in transformer language models"};
   app.require_subcommand(1);
@@ -73,7 +105,8 @@ int run(int argc, char** argv) {
   attnspec::AnalyzeRequest rq;
   std::string strip = "auto";
   auto* analyze = app.add_subcommand("analyze", "Per-head spectra of the energy field E~ and of W_Q^T W_K");
-  analyze->add_option("--model", rq.model, "Hugging Face checkpoint folder (config.json + *.safetensors)")->required();
+  std::string analyze_model, plan_model, tokenize_model;
+  analyze->add_option("--model", analyze_model, "checkpoint folder (config.json + *.safetensors) or Hugging Face hub id")->required();
   auto* text = analyze->add_option("--text", rq.text, "UTF-8 text, tokenized with the checkpoint's tokenizer");
   auto* ids = analyze->add_option("--token-ids", rq.token_ids, "token ids (JSON array or whitespace/comma separated)");
   text->excludes(ids);
@@ -110,7 +143,7 @@ int run(int argc, char** argv) {
   attnspec::PlanRequest plan_rq;
   std::string plan_strip = "auto", plan_ranks = "all";
   auto* plan = app.add_subcommand("plan", "Per-head rank-k compression plan: attention TV/KL vs rank, smallest k per tolerance");
-  plan->add_option("--model", plan_rq.model, "Hugging Face checkpoint folder")->required();
+  plan->add_option("--model", plan_model, "checkpoint folder or Hugging Face hub id")->required();
   auto* plan_text = plan->add_option("--text", plan_rq.text, "UTF-8 text, tokenized with the checkpoint's tokenizer");
   auto* plan_ids = plan->add_option("--token-ids", plan_rq.token_ids, "token ids (JSON array or whitespace/comma separated)");
   plan_text->excludes(plan_ids);
@@ -130,7 +163,7 @@ int run(int argc, char** argv) {
   std::filesystem::path tok_model, tok_text;
   std::string tok_strip = "no";
   auto* tokenize = app.add_subcommand("tokenize", "Print the token ids of a text (no special tokens) as a JSON array");
-  tokenize->add_option("--model", tok_model, "checkpoint or tokenizer folder")->required();
+  tokenize->add_option("--model", tokenize_model, "checkpoint or tokenizer folder, or Hugging Face hub id")->required();
   tokenize->add_option("--text", tok_text, "UTF-8 text file")->required();
   tokenize->add_option("--strip-gutenberg", tok_strip, "remove Project Gutenberg header/footer: auto, yes, no (default no)")
       ->check(CLI::IsMember({"auto", "yes", "no"}));
@@ -142,7 +175,9 @@ int run(int argc, char** argv) {
   for (const auto& [name, what] :
        {std::pair<std::string, std::string>{"reproduce", "Every model on every text at every --ctx, then the paper table "
                                                          "(see attnspec reproduce --help)"},
-        {"report", "An HTML report with figures and the table for run folders (see attnspec report --help)"}}) {
+        {"report", "An HTML report with figures and the table for run folders (see attnspec report --help)"},
+        {"demo", "analyze, the table and the report on the small model and text bundled with attnspec "
+                 "(see attnspec demo --help)"}}) {
     auto* sub = app.add_subcommand(name, what);
     sub->prefix_command();
     sub->set_help_flag();
@@ -162,6 +197,7 @@ int run(int argc, char** argv) {
 
   if (analyze->parsed()) {
     if (rq.text.empty() && rq.token_ids.empty()) throw attnspec::InputError("analyze needs --text FILE or --token-ids FILE");
+    rq.model = model_folder(analyze_model);
     rq.strip_gutenberg = strip_mode(strip);
     rq.options.field = attnspec::parse_field_mode(field_mode);
     rq.options.causal.method = causal_method == "dense"     ? attnspec::CausalMethod::Dense
@@ -171,11 +207,13 @@ int run(int argc, char** argv) {
     if (!rq.quiet) std::fprintf(stderr, "attnspec: wrote %s\n", rq.out.c_str());
   } else if (plan->parsed()) {
     if (plan_rq.text.empty() && plan_rq.token_ids.empty()) throw attnspec::InputError("plan needs --text FILE or --token-ids FILE");
+    plan_rq.model = model_folder(plan_model);
     plan_rq.strip_gutenberg = strip_mode(plan_strip);
     plan_rq.geometric = plan_ranks == "geometric";
     attnspec::run_plan(plan_rq);
     if (!plan_rq.quiet) std::fprintf(stderr, "attnspec: wrote %s\n", plan_rq.out.c_str());
   } else if (tokenize->parsed()) {
+    tok_model = model_folder(tokenize_model);
     const auto ids = attnspec::tokenize_file(tok_model, tok_text, strip_mode(tok_strip));
     std::string out = "[";
     for (size_t i = 0; i < ids.size(); ++i) out += (i ? ", " : "") + std::to_string(ids[i]);
