@@ -48,7 +48,8 @@ WeightSpectra compute_weight_spectra(const Model& model, int last_layer) {
 }
 
 WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, int window_index, int last_layer,
-                            const AnalysisOptions& options) {
+                            const AnalysisOptions& options,
+                            const std::function<void(int layer)>& on_layer_done) {
   const ModelConfig& c = model.config;
   WindowResult result;
   result.window = window_index;
@@ -90,6 +91,7 @@ WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, in
         });
         error.rethrow();
         result.spectra_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (on_layer_done) on_layer_done(a.layer);
       },
       &result.forward_times);
   return result;

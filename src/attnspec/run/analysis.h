@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -45,6 +46,7 @@ struct WindowResult {
 
 // Runs one window through layers 0..last_layer and computes every head's field spectrum.
 WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, int window_index, int last_layer,
-                            const AnalysisOptions& options = {});
+                            const AnalysisOptions& options = {},
+                            const std::function<void(int layer)>& on_layer_done = {});
 
 }  // namespace attnspec

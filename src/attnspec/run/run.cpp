@@ -167,7 +167,18 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
                         " windows; the finished ones are kept in " + out.state_dir().string() +
                         "; run the same command with --resume to continue");
     }
-    WindowResult r = analyze_window(*model, windows.windows[w], w, last_layer, rq.options);
+    // On a terminal the progress line also moves layer by layer (long windows of big models take
+    // minutes); in a log it is one line per window.
+    auto layer_progress = [&](int layer) {
+      if (rq.quiet || !tty) return;
+      const double elapsed = std::chrono::duration<double>(Clock::now() - t_windows).count();
+      const double done = computed + double(layer + 1) / (last_layer + 1);
+      const double eta = done > 0 ? elapsed / done * (nw - resumed - done) : 0;
+      std::fprintf(stderr, "\rattnspec: window %d/%d, layer %d/%d  %.1f s elapsed, eta %.1f s   ", w + 1, nw, layer + 1,
+                   last_layer + 1, elapsed, eta);
+      std::fflush(stderr);
+    };
+    WindowResult r = analyze_window(*model, windows.windows[w], w, last_layer, rq.options, layer_progress);
     out.add_window(r, weights);
     ++computed;
     spectra_seconds += r.spectra_seconds;
