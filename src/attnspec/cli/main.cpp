@@ -176,7 +176,7 @@ int run(int argc, char** argv) {
        {std::pair<std::string, std::string>{"reproduce", "Every model on every text at every --ctx, then the paper table "
                                                          "(see attnspec reproduce --help)"},
         {"report", "An HTML report with figures and the table for run folders (see attnspec report --help)"},
-        {"demo", "analyze, the table and the report on the small model and text bundled with attnspec "
+        {"demo", "The whole pipeline (analyze, table, report) on the small model and text bundled with attnspec "
                  "(see attnspec demo --help)"}}) {
     auto* sub = app.add_subcommand(name, what);
     sub->prefix_command();
