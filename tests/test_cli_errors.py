@@ -171,3 +171,15 @@ def test_inconsistent_config_fields(setup, field, value, words):
     model, ids, out = setup
     edit_config(model, **{field: value})
     expect_input_error(run_analyze(model, ids, out), out, *words)
+
+
+def test_memory_guard_refuses_a_run_that_cannot_fit(checkpoints, tmp_path):
+    # 6M-token windows of a d=128 model need ~30 GB of activations: refused up front, with the
+    # estimate, instead of being killed by the OS mid-run.
+    model = checkpoints("llama", "gqa4")
+    n = 6_000_000
+    ids = tmp_path / "ids.txt"
+    ids.write_text("1 " * n)
+    out = tmp_path / "out"
+    proc = run_analyze(model, ids, out, n, "--allow-long-context")
+    expect_input_error(proc, out, "MiB", "available", "--ctx")
