@@ -18,9 +18,15 @@ for t in "${targets[@]}"; do
   mkdir -p "$work" build/fuzz/artifacts
   cp -n fuzz/corpus/"$t"/* "$work"/ 2>/dev/null || true
   echo "fuzz_$t: ${seconds}s"
-  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  log="build/fuzz/fuzz_$t.log"
+  status=0
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     "build/fuzz/fuzz_$t" -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=4096 \
-    -artifact_prefix=build/fuzz/artifacts/ -print_final_stats=1 "$work" 2>&1 |
-    grep -E "^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|.*runtime error)" || true
-  test ${PIPESTATUS[0]} -eq 0 || { echo "fuzz_$t found a crash: see build/fuzz/artifacts/"; exit 1; }
+    -artifact_prefix=build/fuzz/artifacts/ -print_final_stats=1 "$work" > "$log" 2>&1 || status=$?
+  grep -E "^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb)" "$log" || true
+  if [ "$status" -ne 0 ] || grep -qE "runtime error|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)" "$log"; then
+    grep -E -A12 "runtime error|ERROR:" "$log" | head -40
+    echo "fuzz_$t found a crash (exit $status): see $log and build/fuzz/artifacts/"
+    exit 1
+  fi
 done

@@ -1,5 +1,7 @@
 #include "attnspec/io/json_file.h"
 
+#include <climits>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -27,9 +29,12 @@ const nlohmann::json& JsonFields::get(const std::string& key) const {
 int64_t JsonFields::integer(const std::string& key) const {
   const auto& v = get(key);
   if (v.is_number_integer()) return v.get<int64_t>();
-  // Some configs write integers as 4096.0.
-  if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())))
-    return static_cast<int64_t>(v.get<double>());
+  // Some configs write integers as 4096.0 (checked in range before converting: a float beyond
+  // int64 would be undefined behaviour).
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (std::abs(d) < 9.0e15 && d == std::floor(d)) return static_cast<int64_t>(d);
+  }
   throw input_error(where_, "field '" + key + "' must be an integer, not " + v.dump());
 }
 
@@ -69,6 +74,7 @@ int64_t JsonFields::positive(std::initializer_list<const char*> first_of) const 
     if (!has(key)) continue;
     const int64_t v = integer(key);
     if (v <= 0) throw input_error(where_, std::string("field '") + key + "' must be positive, not " + std::to_string(v));
+    if (v > INT32_MAX) throw input_error(where_, std::string("field '") + key + "' is implausibly large: " + std::to_string(v));
     return v;
   }
   throw input_error(where_, std::string("missing field '") + *first_of.begin() + "'");

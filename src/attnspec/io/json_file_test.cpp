@@ -28,6 +28,10 @@ TEST(JsonFields, TypedAccessAndClearErrors) {
   EXPECT_TRUE(f.boolean("t", false));
   EXPECT_EQ(f.positive({"missing", "a"}), 4);
   EXPECT_EQ(message_of([&] { f.integer("c"); }), "config.json: field 'c' must be an integer, not 1.5");
+  // Found by fuzzing: a float beyond int64 must be an error, not an undefined conversion.
+  const nlohmann::json big = nlohmann::json::parse(R"({"h": 2.2222222222222224e+23, "w": 5000000000})");
+  EXPECT_NE(message_of([&] { JsonFields(big, "config.json").integer("h"); }).find("must be an integer"), std::string::npos);
+  EXPECT_NE(message_of([&] { JsonFields(big, "config.json").positive({"w"}); }).find("implausibly large"), std::string::npos);
   EXPECT_EQ(message_of([&] { f.integer("q"); }), "config.json: missing field 'q'");
   EXPECT_EQ(message_of([&] { f.string("a"); }), "config.json: field 'a' must be a string, not 4");
   EXPECT_EQ(message_of([&] { f.positive({"n"}); }), "config.json: field 'n' must be positive, not -1");

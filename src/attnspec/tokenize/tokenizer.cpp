@@ -427,9 +427,19 @@ bool Tokenizer::present(const fs::path& dir) {
 std::unique_ptr<Tokenizer> Tokenizer::load(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw input_error(dir.string(), "not a directory");
-  if (fs::is_regular_file(dir / "tokenizer.json", ec)) return load_tokenizer_json(dir);
+  // A field of the wrong JSON type anywhere in the files surfaces as nlohmann's type_error: bad
+  // input like any other, named by file.
+  const auto json_errors_are_input_errors = [&](const fs::path& file, auto&& load) -> std::unique_ptr<Tokenizer> {
+    try {
+      return load();
+    } catch (const nlohmann::json::exception& e) {
+      throw input_error(file.string(), std::string("unexpected JSON value: ") + e.what());
+    }
+  };
+  if (fs::is_regular_file(dir / "tokenizer.json", ec))
+    return json_errors_are_input_errors(dir / "tokenizer.json", [&] { return load_tokenizer_json(dir); });
   if (fs::is_regular_file(dir / "vocab.json", ec) && fs::is_regular_file(dir / "merges.txt", ec))
-    return load_gpt2_files(dir);
+    return json_errors_are_input_errors(dir / "vocab.json", [&] { return load_gpt2_files(dir); });
   if (fs::is_regular_file(dir / "tokenizer.model", ec)) return load_sentencepiece(dir);
   throw input_error(dir.string(), "no tokenizer files (tokenizer.json, vocab.json + merges.txt, or tokenizer.model)");
 }
