@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 PathLike = Union[str, os.PathLike]
+from ._cli import Parser, run_command
+
 PROG = "attnspec demo"
 
 #: the bundled checkpoint: config.json, model.safetensors, tokenizer.json (and its model card README.md)
@@ -136,17 +138,10 @@ def run(out: PathLike = DEFAULT_OUT, ctx: int = DEFAULT_CTX, threads: int = 0, m
     return DemoResult(out_dir=out_dir, run=result, table=table, report=report, seconds=time.monotonic() - t0)
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2, like the C++ CLI's usage errors
-        raise _UsageError(message)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Analyze the bundled demo model on the bundled demo text, then write the "
+    p = Parser(prog=PROG, description="Analyze the bundled demo model on the bundled demo text, then write the "
                 "paper table and the HTML report (nothing is downloaded). Model card: " + str(MODEL_CARD))
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                    help=f"output folder (default: ./{DEFAULT_OUT}): run/, table.md/.csv/.json, report/report.html")
@@ -161,30 +156,18 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``attnspec demo`` / ``python -m attnspec.demo``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
+
+    def body() -> int:
         from ._core import InputError
-    except ImportError as e:  # pragma: no cover - a broken install
-        print(f"attnspec: error: the attnspec package is not usable ({e})", file=sys.stderr)
-        return 2
-    try:
+
         args = _parser().parse_args(argv)
         if args.threads < 0 or args.max_windows < 0:
             raise InputError("--threads and --max-windows must be >= 0")
         result = run(args.out, ctx=args.ctx, threads=args.threads, max_windows=args.max_windows, quiet=args.quiet)
-    except _UsageError as e:
-        print(f"attnspec: error: {PROG}: {e}", file=sys.stderr)
-        return 2
-    except InputError as e:
-        print(f"attnspec: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:
-        print(f"attnspec: {str(e) or 'interrupted'}", file=sys.stderr)
-        return 130
-    except ModuleNotFoundError as e:
-        print(f"attnspec: error: {PROG} needs the Python package {e.name!r} (pip install {e.name})", file=sys.stderr)
-        return 2
-    print("\n".join(result.summary_lines()), flush=True)
-    return 0
+        print("\n".join(result.summary_lines()), flush=True)
+        return 0
+
+    return run_command(PROG, body)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Also ``python -m attnspec.report ...``. Exit status 0, or 2 for bad input (one l
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime as _dt
 import html
@@ -39,6 +38,8 @@ from .table import (NOTES, Run, build_table, format_parameters, group_by_model, 
                     markdown_cells, write_table)
 
 PathLike = Union[str, os.PathLike]
+from ._cli import Parser, run_command
+
 PROG = "attnspec report"
 
 # One look for every figure: E~ in blue, W_Q^T W_K in red, throughout.
@@ -642,19 +643,12 @@ k90 is the number of singular components that hold 90% of the variance.</p>
 # ------------------------------------------------------------------------------------------------
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise _UsageError(message)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``attnspec report`` / ``python -m attnspec.report``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = _Parser(prog=PROG, description="Write one self-contained HTML report (figures embedded; every figure "
+    p = Parser(prog=PROG, description="Write one self-contained HTML report (figures embedded; every figure "
                 "also as PNG and SVG; the table as Markdown, CSV, JSON) for attnspec run folders.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                    help="a run folder (heads.csv + summary.json), or a folder with run folders below it")
@@ -662,26 +656,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="output folder (default: RUN_DIR/report, or <common parent>/report for several)")
     p.add_argument("--title", default=None, help="title of the report")
     p.add_argument("--quiet", action="store_true", help="no final message")
-    try:
-        from ._core import InputError
-    except ImportError as e:  # pragma: no cover
-        print(f"attnspec: error: the attnspec package is not usable ({e})", file=sys.stderr)
-        return 2
-    try:
+
+    def body() -> int:
         args = p.parse_args(argv)
         path = write_report(args.run_dirs, args.out, title=args.title)
-    except _UsageError as e:
-        print(f"attnspec: error: {PROG}: {e}", file=sys.stderr)
-        return 2
-    except InputError as e:
-        print(f"attnspec: error: {e}", file=sys.stderr)
-        return 2
-    except ModuleNotFoundError as e:
-        print(f"attnspec: error: {PROG} needs the Python package {e.name!r} (pip install {e.name})", file=sys.stderr)
-        return 2
-    if not args.quiet:
-        print(f"attnspec: wrote {path}", file=sys.stderr)
-    return 0
+        if not args.quiet:
+            print(f"attnspec: wrote {path}", file=sys.stderr)
+        return 0
+
+    return run_command(PROG, body)
 
 
 if __name__ == "__main__":

@@ -22,20 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ._cli import Parser, run_command
+
 PROG = "attnspec reproduce"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2, like the C++ CLI's usage errors
-        raise _UsageError(message)
-
-
-class _UsageError(Exception):
-    pass
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Run every model on every text at every context length into "
+    p = Parser(prog=PROG, description="Run every model on every text at every context length into "
                 "DIR/<model>/<text>/ctx<N>/, then write the table (table.md, table.csv, table.json) into DIR.")
     p.add_argument("--model", action="extend", nargs="+", default=[], metavar="PATH",
                    help="Hugging Face checkpoint folder (repeatable, or several after one flag)")
@@ -240,28 +235,12 @@ def reproduce(args) -> Path:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``attnspec reproduce`` / ``python -m attnspec.reproduce``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        from ._core import InputError
-    except ImportError as e:  # pragma: no cover - a broken install
-        print(f"attnspec: error: the attnspec package is not usable ({e})", file=sys.stderr)
-        return 2
-    try:
-        args = _parser().parse_args(argv)
-        reproduce(args)
-    except _UsageError as e:
-        print(f"attnspec: error: {PROG}: {e}", file=sys.stderr)
-        return 2
-    except InputError as e:
-        print(f"attnspec: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:
-        msg = str(e) or "interrupted"
-        print(f"attnspec: {msg}", file=sys.stderr)
-        return 130
-    except ModuleNotFoundError as e:
-        print(f"attnspec: error: {PROG} needs the Python package {e.name!r} (pip install {e.name})", file=sys.stderr)
-        return 2
-    return 0
+
+    def body() -> int:
+        reproduce(_parser().parse_args(argv))
+        return 0
+
+    return run_command(PROG, body)
 
 
 if __name__ == "__main__":
