@@ -203,7 +203,10 @@ def main(argv=None):
         flops = forward_flops(cfg, 1024, "llama")
         fsec = forward_seconds(summary)
         rate = flops / fsec / 1e9
-        peak = results["machine"]["sgemm_gflops"][threads]
+        # The machine's rate drifts (clock boost, neighbours): measure it again right after the runs
+        # and compare against the better of the two, which is the stricter test.
+        again = attnspec._core.sgemm_gflops(2048, threads, 5)
+        peak = max(results["machine"]["sgemm_gflops"][threads], again)
         results["C_forward_efficiency"] = {"forward_gflop": flops / 1e9, "forward_seconds": fsec, "gflops": rate,
                                            "sgemm_gflops": peak, "efficiency": rate / peak, "target": ">= 0.70",
                                            "timing": summary["timing_seconds"]}

@@ -1,6 +1,9 @@
 #include "attnspec/model/forward.h"
 
 #include <cblas.h>
+#ifdef ATTNSPEC_HAVE_MVEC
+#include <immintrin.h>
+#endif
 #include <omp.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -28,6 +31,31 @@ constexpr int64_t kParallelMin = 1 << 16;
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// x[i] = exp(x[i]). The softmax and the MLP activations take hundreds of millions of exps per
+// window; on CPUs with AVX2 they go eight at a time through glibc's vector expf (libmvec, the
+// same accuracy class as expf), chosen once at run time, so the binary stays portable.
+#ifdef ATTNSPEC_HAVE_MVEC
+extern "C" __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256);
+
+__attribute__((target("avx2,fma"))) void exp_inplace_avx2(float* x, int64_t len) {
+  int64_t i = 0;
+  for (; i + 8 <= len; i += 8) _mm256_storeu_ps(x + i, _ZGVdN8v_expf(_mm256_loadu_ps(x + i)));
+  for (; i < len; ++i) x[i] = std::exp(x[i]);
+}
+
+#endif
+
+void exp_inplace(float* x, int64_t len) {
+#ifdef ATTNSPEC_HAVE_MVEC
+  static const bool avx2 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  if (avx2) return exp_inplace_avx2(x, len);
+#endif
+  for (int64_t i = 0; i < len; ++i) x[i] = std::exp(x[i]);
+}
 
 // Widens one layer's weights to float32 on first use and keeps them until the layer is done.
 // F32 tensors that are suitably aligned are used straight from the memory map (no copy).
@@ -158,63 +186,81 @@ void apply_rope(const ModelConfig& c, float* t, int n, int heads) {
 
 // out[:, h] = softmax(s q_h k_g^T + mask) v_g for every query head, in blocks of query rows so
 // that no n x n buffer is needed. Key j is visible to query i iff j <= i and (no window or
-// i - j < window).
+// i - j < window). One task is one KV head and one block of query rows, for all the query heads
+// that share the KV head (grouped-query attention): their rows are stacked into one product, so
+// each block of keys and values is packed once per group rather than once per head.
 void attention(const ModelConfig& c, int layer, const float* q, const float* k, const float* v, float* out, int n) {
   constexpr int kBlock = 128;
-  const int dh = c.head_dim, ldq = c.n_heads * dh, ldk = c.n_kv_heads * dh;
+  const int dh = c.head_dim, ldq = c.n_heads * dh, ldk = c.n_kv_heads * dh, group = c.n_heads / c.n_kv_heads;
   const int window = c.sliding_window[layer];
   const float scale = static_cast<float>(c.softmax_scale[layer]);
   const int blocks = (n + kBlock - 1) / kBlock;
-  // Heads and blocks run in parallel; each BLAS call inside is single-threaded.
+  // Groups and blocks run in parallel; each BLAS call inside is single-threaded. The task order
+  // does not depend on the thread count; the last (largest, causal) blocks are handed out first.
 #pragma omp parallel
   {
-    std::vector<float> scores(size_t(kBlock) * n);
+    std::vector<float> scores(size_t(group) * kBlock * n), qs(size_t(group) * kBlock * dh), os(qs.size());
 #pragma omp for schedule(dynamic)
-    for (int task = 0; task < c.n_heads * blocks; ++task) {
-      const int h = task / blocks, i0 = (task % blocks) * kBlock, i1 = std::min(n, i0 + kBlock), rows = i1 - i0;
-      const int g = c.kv_head_of(h);
+    for (int task = 0; task < c.n_kv_heads * blocks; ++task) {
+      const int g = task / blocks, block = blocks - 1 - task % blocks;
+      const int i0 = block * kBlock, i1 = std::min(n, i0 + kBlock), rows = i1 - i0;
       const int j0 = window > 0 ? std::max(0, i0 - window + 1) : 0, cols = i1 - j0;
-      // scores[rows, cols] = s * Q_h[i0:i1] K_g[j0:i1]^T
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, dh, scale, q + int64_t(i0) * ldq + h * dh, ldq,
+      for (int m = 0; m < group; ++m)  // stack the group's query rows: qs[m * rows + r] = q_(g*group+m)[i0 + r]
+        for (int r = 0; r < rows; ++r)
+          std::copy_n(q + int64_t(i0 + r) * ldq + (g * group + m) * dh, dh, qs.data() + (int64_t(m) * rows + r) * dh);
+      // scores[group * rows, cols] = s * Q[i0:i1] K_g[j0:i1]^T
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, group * rows, cols, dh, scale, qs.data(), dh,
                   k + int64_t(j0) * ldk + g * dh, ldk, 0.0f, scores.data(), cols);
-      for (int r = 0; r < rows; ++r) {
-        const int i = i0 + r, lo = window > 0 ? std::max(j0, i - window + 1) : j0;
-        float* row = scores.data() + int64_t(r) * cols;
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int j = lo; j <= i; ++j) mx = std::max(mx, row[j - j0]);
-        float sum = 0;
-        float* r0 = row + (lo - j0);
+      for (int R = 0; R < group * rows; ++R) {
+        const int i = i0 + R % rows, lo = window > 0 ? std::max(j0, i - window + 1) : j0;
+        float* row = scores.data() + int64_t(R) * cols;
+        float* live = row + (lo - j0);
         const int len = i - lo + 1;
-        for (int j = 0; j < len; ++j) sum += (r0[j] = std::exp(r0[j] - mx));
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int j = 0; j < len; ++j) mx = std::max(mx, live[j]);
+        for (int j = 0; j < len; ++j) live[j] -= mx;
+        exp_inplace(live, len);
+        float sum = 0;
+        for (int j = 0; j < len; ++j) sum += live[j];
         const float inv = 1.0f / sum;
-        for (int j = j0; j < cols + j0; ++j) row[j - j0] = (j >= lo && j <= i) ? row[j - j0] * inv : 0.0f;
+        std::fill(row, live, 0.0f);
+        for (int j = 0; j < len; ++j) live[j] *= inv;
+        std::fill(live + len, row + cols, 0.0f);
       }
-      // out[i0:i1, h] = P V_g[j0:i1]
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dh, cols, 1.0f, scores.data(), cols,
-                  v + int64_t(j0) * ldk + g * dh, ldk, 0.0f, out + int64_t(i0) * ldq + h * dh, ldq);
+      // os[group * rows, d_h] = P V_g[j0:i1], then back to each head's columns of out
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, group * rows, dh, cols, 1.0f, scores.data(), cols,
+                  v + int64_t(j0) * ldk + g * dh, ldk, 0.0f, os.data(), dh);
+      for (int m = 0; m < group; ++m)
+        for (int r = 0; r < rows; ++r)
+          std::copy_n(os.data() + (int64_t(m) * rows + r) * dh, dh, out + int64_t(i0 + r) * ldq + (g * group + m) * dh);
     }
   }
 }
 
 void activate(MlpKind kind, float* a, const float* b, int64_t count) {
-  switch (kind) {
-    case MlpKind::GeluTanh:
-      // gelu_new: 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3); one expf
-      // instead of tanhf, which took longer than the MLP's GEMMs.
+  if (kind == MlpKind::GeluExact) {
 #pragma omp parallel for schedule(static) if (count > kParallelMin)
-      for (int64_t i = 0; i < count; ++i) {
-        const float x = a[i], u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
-        a[i] = x / (1.0f + std::exp(-2.0f * u));
-      }
-      break;
-    case MlpKind::GeluExact:
+    for (int64_t i = 0; i < count; ++i) a[i] = 0.5f * a[i] * (1.0f + std::erf(a[i] * 0.7071067811865476f));
+    return;
+  }
+  // gelu_new: 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3);
+  // SwiGLU: silu(gate) * up = gate sigmoid(gate) * up. Both are one exp per element, taken in
+  // chunks through the vector exp.
+  constexpr int64_t kChunk = 2048;
 #pragma omp parallel for schedule(static) if (count > kParallelMin)
-      for (int64_t i = 0; i < count; ++i) a[i] = 0.5f * a[i] * (1.0f + std::erf(a[i] * 0.7071067811865476f));
-      break;
-    case MlpKind::SwiGLU:  // silu(gate) * up
-#pragma omp parallel for schedule(static) if (count > kParallelMin)
-      for (int64_t i = 0; i < count; ++i) a[i] = a[i] / (1.0f + std::exp(-a[i])) * b[i];
-      break;
+  for (int64_t first = 0; first < count; first += kChunk) {
+    float t[kChunk];
+    const int64_t len = std::min(kChunk, count - first);
+    float* x = a + first;
+    if (kind == MlpKind::GeluTanh)
+      for (int64_t i = 0; i < len; ++i) t[i] = -2.0f * 0.7978845608028654f * (x[i] + 0.044715f * x[i] * x[i] * x[i]);
+    else
+      for (int64_t i = 0; i < len; ++i) t[i] = -x[i];
+    exp_inplace(t, len);
+    if (kind == MlpKind::GeluTanh)
+      for (int64_t i = 0; i < len; ++i) x[i] = x[i] / (1.0f + t[i]);
+    else
+      for (int64_t i = 0; i < len; ++i) x[i] = x[i] / (1.0f + t[i]) * b[first + i];
   }
 }
 
