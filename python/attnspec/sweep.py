@@ -670,7 +670,7 @@ def _execute(executor, todo: list, out: Path, progress: Progress, records: dict,
             progress.update()
             for handle, result, error in executor.wait(list(inflight), timeout=0.5):
                 task = inflight.pop(handle)
-                progress.running = len(inflight)
+                progress.running = min(len(inflight) + len(pending), executor.slots())  # after the refill
                 if error is not None:
                     failures.append((task, error))
                     progress.failed += 1
@@ -689,6 +689,10 @@ def _execute(executor, todo: list, out: Path, progress: Progress, records: dict,
     except KeyboardInterrupt:
         executor.cancel(list(inflight))
         raise
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def _one_line(e: BaseException) -> str:
@@ -776,13 +780,15 @@ def _print_report(report: dict, quiet: bool) -> None:
         return
     p = lambda s: print(f"attnspec sweep: {s}", file=sys.stderr, flush=True)
     t = report["tasks"]
-    p(f"{t['total']} tasks: {t['run']} run now, {t['reused']} finished earlier, {t['failed']} failed, "
+    p(f"{_count(t['total'], 'task')}: {t['run']} run now, {t['reused']} finished earlier, {t['failed']} failed, "
       f"in {_fmt_seconds(report['wall_seconds'])}")
     for m in report["models"]:
-        p(f"  model {m['model']}: {m['tasks']} tasks, {m['windows']} windows, {m['task_seconds']:.1f} s of task time "
+        p(f"  model {m['model']}: {_count(m['tasks'], 'task')}, {_count(m['windows'], 'window')}, "
+          f"{m['task_seconds']:.1f} s of task time "
           f"({m['task_seconds_this_run']:.1f} s now)")
     for n in report["nodes"]:
-        p(f"  node {n['ip']} ({n['hostname']}, {str(n['node_id'])[:12]}): {n['tasks']} tasks, {n['windows']} windows, "
+        p(f"  node {n['ip']} ({n['hostname']}, {str(n['node_id'])[:12]}): {_count(n['tasks'], 'task')}, "
+          f"{_count(n['windows'], 'window')}, "
           f"{n['task_seconds']:.1f} s")
     s = report["scheduling_overhead_seconds"]
     if s["tasks"]:
@@ -810,7 +816,7 @@ def sweep(manifest_path: Path, out: Path, ray_address: Optional[str] = None, qui
         if rec is not None:
             records[task] = rec
     todo = [t for t in tasks if t not in records]
-    say(f"{len(runs)} runs in {len(tasks)} tasks ({len(tasks) - len(todo)} finished earlier), "
+    say(f"{_count(len(runs), 'run')} in {_count(len(tasks), 'task')} ({len(tasks) - len(todo)} finished earlier), "
         f"{'on the Ray cluster at ' + ray_address if ray_address else 'in this process'}")
     out.mkdir(parents=True, exist_ok=True)
     executor = RayExecutor(ray_address, o, threads) if ray_address and todo else LocalExecutor(o, threads)
@@ -841,7 +847,7 @@ def sweep(manifest_path: Path, out: Path, ray_address: Optional[str] = None, qui
         if bad_input:
             raise InputError(msg)
         raise SweepFailed(msg)
-    say(f"wrote {len(runs)} runs, {out / 'heads.csv'}, the table ({out / 'table.md'}) and {out / 'sweep_report.json'}")
+    say(f"wrote {_count(len(runs), 'run')}, {out / 'heads.csv'}, the table ({out / 'table.md'}) and {out / 'sweep_report.json'}")
     return report
 
 
