@@ -576,6 +576,20 @@ class LocalExecutor:
         pass
 
 
+def _check_reachable(address: str) -> None:
+    """A cluster address (host:port of the head's GCS) that accepts no connection is bad input."""
+    from ._core import InputError
+
+    host, sep, port = address.rpartition(":")
+    if address == "auto" or address.startswith("ray://") or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as e:
+        raise InputError(f"cannot connect to the Ray cluster at {address} ({e.strerror or e}); start it with "
+                         "`ray start --head` on that machine and pass the address it prints") from None
+
+
 class RayExecutor:
     """Submits the tasks to a Ray cluster: each asks for ``threads`` CPUs and the engine's memory
     estimate, the model's W_Q^T W_K spectra come through the object store, and a task whose worker
@@ -589,7 +603,14 @@ class RayExecutor:
         self.ray = ray
         self.options, self.threads = options, threads
         if not ray.is_initialized():
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            _check_reachable(address)  # ray.init itself retries for minutes
+            try:
+                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                from ._core import InputError
+
+                raise InputError(f"cannot connect to the Ray cluster at {address} ({_one_line(e)}); start it with "
+                                 "`ray start --head` and pass the address it prints") from None
         self.address = address
         self.weights: dict = {}  # model ref -> ObjectRef
         self._weights_fn = ray.remote(compute_weight_spectra)
