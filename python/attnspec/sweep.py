@@ -446,8 +446,25 @@ def write_atomically(path: Path, text: str) -> None:
 # What runs on a worker (or in this process)
 # ---------------------------------------------------------------------------------------------
 
+def _cpu() -> str:
+    """The CPU model and the vector extensions that choose BLAS kernels and vector math code paths:
+    nodes that differ here may differ in the last bits of their results."""
+    model, flags = "", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not model:
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    ext = [f for f in ("avx", "avx2", "fma", "avx512f", "amx_tile") if f in flags]
+    return f"{model or 'unknown CPU'} [{' '.join(ext)}]"
+
+
 def _node() -> dict:
-    info = {"hostname": socket.gethostname(), "pid": os.getpid()}
+    info = {"hostname": socket.gethostname(), "pid": os.getpid(), "cpu": _cpu()}
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         info["node_id"] = ray.get_runtime_context().get_node_id()
@@ -768,7 +785,8 @@ def _report(runs: list, records: dict, ran: set, failures: list, executor, wall:
             node = rec.get("node", {})
             key = node.get("node_id", "?")
             n = nodes.setdefault(key, {"node_id": key, "ip": node.get("ip"), "hostname": node.get("hostname"),
-                                       "tasks": 0, "windows": 0, "task_seconds": 0.0, "pids": []})
+                                       "cpu": node.get("cpu"), "tasks": 0, "windows": 0, "task_seconds": 0.0,
+                                       "pids": []})
             n["tasks"] += 1
             n["windows"] += task.last - task.first
             n["task_seconds"] += rec["seconds"]
@@ -811,6 +829,9 @@ def _print_report(report: dict, quiet: bool) -> None:
         p(f"  node {n['ip']} ({n['hostname']}, {str(n['node_id'])[:12]}): {_count(n['tasks'], 'task')}, "
           f"{_count(n['windows'], 'window')}, "
           f"{n['task_seconds']:.1f} s")
+    cpus = sorted({str(n.get("cpu")) for n in report["nodes"]})
+    if len(cpus) > 1:
+        p(f"  note: the nodes have different CPUs ({'; '.join(cpus)}); their results may differ in the last bits")
     s = report["scheduling_overhead_seconds"]
     if s["tasks"]:
         p(f"  scheduling overhead per task: median {s['median']:.3f} s, mean {s['mean']:.3f} s")
