@@ -6,6 +6,7 @@
 #include <pybind11/stl/filesystem.h>
 
 #include <cmath>
+#include <set>
 
 #include "attnspec/common/error.h"
 #include "attnspec/io/hub.h"
@@ -157,6 +158,67 @@ AnalysisOptions analysis_options_from(const py::dict& d) {
   if (o.causal.dense_max < 0 || o.causal.max_values < 1)
     throw InputError("causal_dense_max must be >= 0 and causal_max_values >= 1");
   return o;
+}
+
+// ---- Sweeps: a run's request as a dict, its windows in blocks (python/attnspec/sweep.py) ----------
+
+AnalyzeRequest request_from(const py::dict& d) {
+  static const std::set<std::string> known = {"model", "text", "token_ids", "tokenizer", "ctx", "out", "max_windows",
+                                              "save_spectra", "threads", "strip_gutenberg", "allow_long_context",
+                                              "layers", "options"};
+  for (const auto& [key, value] : d)
+    if (!known.count(key.cast<std::string>())) throw py::value_error("unknown request key '" + key.cast<std::string>() + "'");
+  auto path = [&](const char* key) {
+    return d.contains(key) && !d[key].is_none() ? d[key].cast<std::filesystem::path>() : std::filesystem::path();
+  };
+  auto integer = [&](const char* key, int fallback) { return d.contains(key) ? d[key].cast<int>() : fallback; };
+  auto flag = [&](const char* key) { return d.contains(key) && d[key].cast<bool>(); };
+  AnalyzeRequest rq;
+  rq.model = path("model");
+  rq.text = path("text");
+  rq.token_ids = path("token_ids");
+  rq.tokenizer = path("tokenizer");
+  rq.out = path("out");
+  rq.ctx = integer("ctx", 0);
+  rq.max_windows = integer("max_windows", 0);
+  rq.threads = integer("threads", 0);
+  rq.strip_gutenberg = integer("strip_gutenberg", -1);
+  rq.layers = integer("layers", 0);
+  rq.save_spectra = flag("save_spectra");
+  rq.allow_long_context = flag("allow_long_context");
+  rq.quiet = true;
+  if (d.contains("options") && !d["options"].is_none()) rq.options = analysis_options_from(d["options"].cast<py::dict>());
+  return rq;
+}
+
+// W_Q^T W_K spectra cross as one [layers, heads, d_h] float64 array (cheap to share between
+// processes), NaN after the last value of a shorter spectrum.
+py::array_t<double> weight_spectra_array(const WeightSpectra& w, int layers, int dh) {
+  py::array_t<double> a({layers, w.n_heads, dh});
+  auto r = a.mutable_unchecked<3>();
+  for (int l = 0; l < layers; ++l)
+    for (int h = 0; h < w.n_heads; ++h) {
+      const auto& s = w.at(l, h).sigma;
+      if (int(s.size()) > dh) throw std::logic_error("a W_Q^T W_K spectrum longer than d_h");
+      for (int t = 0; t < dh; ++t) r(l, h, t) = t < int(s.size()) ? s[t] : std::nan("");
+    }
+  return a;
+}
+
+WeightSpectra weight_spectra_from(const py::array& array) {
+  auto a = Array64::ensure(array);
+  if (!a || a.ndim() != 3) throw py::value_error("weights must be a [layers, heads, d_h] float array");
+  auto r = a.unchecked<3>();
+  WeightSpectra w;
+  w.n_heads = static_cast<int>(a.shape(1));
+  for (py::ssize_t l = 0; l < a.shape(0); ++l)
+    for (py::ssize_t h = 0; h < a.shape(1); ++h) {
+      HeadSpectrum hs;
+      for (py::ssize_t t = 0; t < a.shape(2) && !std::isnan(r(l, h, t)); ++t) hs.sigma.push_back(r(l, h, t));
+      hs.summary = summarize(hs.sigma);  // exactly as compute_weight_spectra summarises
+      w.heads.push_back(std::move(hs));
+    }
+  return w;
 }
 
 }  // namespace
@@ -463,6 +525,75 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("X"), py::arg("centre") = true);
   m.def("head_summary_csv", &head_summary_csv, py::arg("heads_csv"));
+
+  // Sweeps (python/attnspec/sweep.py): `request` is a dict of AnalyzeRequest fields (model, text or
+  // token_ids, tokenizer, ctx, out, max_windows, save_spectra, threads, strip_gutenberg,
+  // allow_long_context, layers, options). Every call releases the GIL while the engine works.
+  m.def("describe_run", [](const py::dict& request) {
+          const AnalyzeRequest rq = request_from(request);
+          RunDescription d;
+          {
+            py::gil_scoped_release release;
+            d = describe_run(rq);
+          }
+          py::dict out;
+          out["windows"] = d.windows;
+          out["layers"] = d.layers;
+          out["memory_bytes"] = d.memory_bytes;
+          out["input"] = d.input.dump();
+          return out;
+        }, py::arg("request"));
+  m.def("weight_spectra", [](const py::dict& request) {
+          const AnalyzeRequest rq = request_from(request);
+          WeightSpectra w;
+          int layers = 0, dh = 0;
+          {
+            py::gil_scoped_release release;
+            auto model = load_model(rq.model);
+            const ModelConfig& c = model->config;
+            if (rq.layers < 0 || rq.layers > c.n_layers)
+              throw input_error((rq.model / "config.json").string(), "cannot analyze " + std::to_string(rq.layers) +
+                                                                        " layers: the model has " + std::to_string(c.n_layers));
+            layers = rq.layers > 0 ? rq.layers : c.n_layers;
+            dh = c.head_dim;
+            set_thread_count(rq.threads);
+            w = compute_weight_spectra(*model, layers - 1);
+          }
+          return weight_spectra_array(w, layers, dh);
+        }, py::arg("request"),
+        "The model's W_Q^T W_K singular values as a [layers, heads, d_h] array (NaN-padded) for analyze_windows.");
+  m.def("analyze_windows", [](const py::dict& request, int first, int last, std::optional<py::array> weights) {
+          const AnalyzeRequest rq = request_from(request);
+          std::optional<WeightSpectra> shared;
+          if (weights) shared = weight_spectra_from(*weights);
+          std::vector<WindowRows> rows;
+          {
+            py::gil_scoped_release release;
+            rows = analyze_window_block(rq, first, last, shared ? &*shared : nullptr);
+          }
+          py::list out;
+          for (const auto& r : rows)
+            out.append(py::make_tuple(r.window, r.heads_csv, r.spectra_jsonl, r.layers_csv, r.layers_jsonl));
+          return out;
+        }, py::arg("request"), py::arg("first"), py::arg("last"), py::arg("weights") = py::none(),
+        "Windows [first, last) of a run: a list of (window, heads_csv, spectra_jsonl, layers_csv, layers_jsonl) rows.");
+  m.def("write_run", [](const py::dict& request, const py::list& rows) {
+          const AnalyzeRequest rq = request_from(request);
+          std::vector<WindowRows> all;
+          for (const auto& item : rows) {
+            const auto t = item.cast<py::tuple>();
+            if (t.size() != 5) throw py::value_error("a row is (window, heads_csv, spectra_jsonl, layers_csv, layers_jsonl)");
+            all.push_back({t[0].cast<int>(), t[1].cast<std::string>(), t[2].cast<std::string>(), t[3].cast<std::string>(),
+                           t[4].cast<std::string>()});
+          }
+          std::string summary;
+          {
+            py::gil_scoped_release release;
+            summary = write_run_from_rows(rq, all).dump();
+          }
+          return summary;
+        }, py::arg("request"), py::arg("rows"),
+        "Writes a run's files into request['out'] from the rows of all its windows; returns summary.json's content.");
   m.def("run_plan",
         [](const std::filesystem::path& model, std::optional<std::filesystem::path> text,
            std::optional<std::filesystem::path> token_ids, int ctx, const std::filesystem::path& out,

@@ -20,9 +20,9 @@
 
 namespace {
 
-// `reproduce`, `report` and `demo` are written in Python (python/attnspec/reproduce.py, report.py, demo.py). They run
-// in the Python that installed attnspec: $ATTNSPEC_PYTHON if set, else the python3 beside this
-// executable (pip installs both into the same bin/), else the interpreter that built the package
+// `reproduce`, `report`, `sweep` and `demo` are written in Python (python/attnspec/reproduce.py, report.py,
+// sweep.py, demo.py). They run in the Python that installed attnspec: $ATTNSPEC_PYTHON if set, else
+// the python3 beside this executable (pip installs both into the same bin/), else the interpreter that built the package
 // (known to CMake), else python3 on PATH. A missing interpreter or package is bad input: one line, 2.
 std::vector<std::string> python_candidates() {
   std::vector<std::string> out;
@@ -176,6 +176,8 @@ int run(int argc, char** argv) {
        {std::pair<std::string, std::string>{"reproduce", "Every model on every text at every --ctx, then the paper table "
                                                          "(see attnspec reproduce --help)"},
         {"report", "An HTML report with figures and the table for run folders (see attnspec report --help)"},
+        {"sweep", "Models x texts x context lengths from a manifest, locally or on a Ray cluster, resumable "
+                  "(see attnspec sweep --help)"},
         {"demo", "The whole pipeline (analyze, table, report) on the small model and text bundled with attnspec "
                  "(see attnspec demo --help)"}}) {
     auto* sub = app.add_subcommand(name, what);

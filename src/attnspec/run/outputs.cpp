@@ -219,24 +219,32 @@ void RunDirectory::add_window(const WindowResult& w, const WeightSpectra& weight
   write_file_atomically(state_ / window_name(w.window, "csv"), heads_csv_rows(w, weights));
 }
 
-std::string RunDirectory::finish(int windows, const std::function<nlohmann::json(const std::string&)>& summary) {
-  std::string heads = heads_csv_header(options_), spectra, layers = layers_csv_header(), layer_spectra;
-  for (int w = 0; w < windows; ++w) {
-    heads += read_whole(state_ / window_name(w, "csv"));
-    if (save_spectra_) spectra += read_whole(state_ / window_name(w, "jsonl"));
-    if (options_.data_side) layers += read_whole(state_ / window_name(w, "layers.csv"));
-    if (options_.data_side && save_spectra_) layer_spectra += read_whole(state_ / window_name(w, "layers.jsonl"));
-  }
-  write_file_atomically(dir_ / "heads.csv", heads);
-  write_file_atomically(dir_ / "head_summary.csv", head_summary_csv(heads));
+std::string write_run_files(const std::filesystem::path& dir, const AnalysisOptions& options, bool save_spectra,
+                            const RunRows& rows,
+                            const std::function<nlohmann::json(const std::string& heads_csv)>& summary) {
+  const std::string heads = heads_csv_header(options) + rows.heads;
+  write_file_atomically(dir / "heads.csv", heads);
+  write_file_atomically(dir / "head_summary.csv", head_summary_csv(heads));
   // Files of options not requested this time are removed: a stale one from an earlier run would mislead.
-  if (options_.data_side) write_file_atomically(dir_ / "layers.csv", layers);
-  else std::filesystem::remove(dir_ / "layers.csv");
-  if (options_.data_side && save_spectra_) write_file_atomically(dir_ / "layers.jsonl", layer_spectra);
-  else std::filesystem::remove(dir_ / "layers.jsonl");
-  if (save_spectra_) write_file_atomically(dir_ / "spectra.jsonl", spectra);
-  else std::filesystem::remove(dir_ / "spectra.jsonl");  // a stale file from an earlier run would mislead
-  write_file_atomically(dir_ / "summary.json", summary(heads).dump(2) + "\n");
+  if (options.data_side) write_file_atomically(dir / "layers.csv", layers_csv_header() + rows.layers);
+  else std::filesystem::remove(dir / "layers.csv");
+  if (options.data_side && save_spectra) write_file_atomically(dir / "layers.jsonl", rows.layer_spectra);
+  else std::filesystem::remove(dir / "layers.jsonl");
+  if (save_spectra) write_file_atomically(dir / "spectra.jsonl", rows.spectra);
+  else std::filesystem::remove(dir / "spectra.jsonl");
+  write_file_atomically(dir / "summary.json", summary(heads).dump(2) + "\n");
+  return heads;
+}
+
+std::string RunDirectory::finish(int windows, const std::function<nlohmann::json(const std::string&)>& summary) {
+  RunRows rows;
+  for (int w = 0; w < windows; ++w) {
+    rows.heads += read_whole(state_ / window_name(w, "csv"));
+    if (save_spectra_) rows.spectra += read_whole(state_ / window_name(w, "jsonl"));
+    if (options_.data_side) rows.layers += read_whole(state_ / window_name(w, "layers.csv"));
+    if (options_.data_side && save_spectra_) rows.layer_spectra += read_whole(state_ / window_name(w, "layers.jsonl"));
+  }
+  std::string heads = write_run_files(dir_, options_, save_spectra_, rows, summary);
   finished_ = true;
   std::error_code ec;
   std::filesystem::remove_all(state_, ec);

@@ -54,6 +54,17 @@ class RunDirectory {
   AnalysisOptions options_;
 };
 
+// Writes a finished run's files into `dir` from the rows of all its windows (in window order, without
+// headers): heads.csv, head_summary.csv, spectra.jsonl / layers.csv / layers.jsonl as the options ask
+// (stale ones of other options removed), then summary.json (from heads.csv's content). The one place
+// that decides what a run folder holds; returns heads.csv's content.
+struct RunRows {
+  std::string heads, spectra, layers, layer_spectra;
+};
+std::string write_run_files(const std::filesystem::path& dir, const AnalysisOptions& options, bool save_spectra,
+                            const RunRows& rows,
+                            const std::function<nlohmann::json(const std::string& heads_csv)>& summary);
+
 // Writes `content` to `path` atomically (temporary file, fsync, rename).
 void write_file_atomically(const std::filesystem::path& path, const std::string& content);
 

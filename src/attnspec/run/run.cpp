@@ -92,6 +92,72 @@ size_t available_memory_bytes() {
   return 0;  // unknown: no guard
 }
 
+// The model and the input of a run, read and checked before anything is computed or written.
+struct OpenedRun {
+  std::unique_ptr<Model> model;
+  PreparedInput prepared;
+  int last_layer = 0;
+  int windows() const { return static_cast<int>(prepared.windows.windows.size()); }
+};
+
+OpenedRun open_run(const AnalyzeRequest& rq) {
+  OpenedRun r;
+  r.model = load_model(rq.model);
+  const ModelConfig& c = r.model->config;
+  if (rq.layers < 0 || rq.layers > c.n_layers)
+    throw input_error((rq.model / "config.json").string(), "cannot analyze " + std::to_string(rq.layers) +
+                                                              " layers: the model has " + std::to_string(c.n_layers));
+  r.prepared = prepare_input(rq.input(), c);
+  r.last_layer = (rq.layers > 0 ? rq.layers : c.n_layers) - 1;
+  return r;
+}
+
+size_t run_memory_bytes(const AnalyzeRequest& rq, const Model& model, int threads) {
+  return estimate_run_bytes(model, rq.ctx, threads) + extras_bytes(rq.options, rq.ctx) * size_t(threads);
+}
+
+// Refuse up front what cannot fit, rather than be killed by the OS at hour three.
+void check_memory(const AnalyzeRequest& rq, const Model& model) {
+  const size_t need = run_memory_bytes(rq, model, thread_count()), have = available_memory_bytes();
+  if (have > 0 && need > have)
+    throw InputError("this run needs about " + std::to_string(need >> 20) + " MiB beyond the mapped checkpoint (" +
+                     std::to_string(rq.ctx) + "-token windows) but only " + std::to_string(have >> 20) +
+                     " MiB is available; use a smaller --ctx or fewer --threads");
+}
+
+// summary.json without what depends on the machine or the course of the run (threads, timings,
+// resumed windows) and without the aggregates (from heads.csv, at the end).
+nlohmann::json summary_json(const AnalyzeRequest& rq, const OpenedRun& r, const char* command) {
+  const ModelConfig& c = r.model->config;
+  nlohmann::json summary = {
+      {"attnspec_version", ATTNSPEC_VERSION},
+      {"command", command},
+      {"model",
+       {{"path", rq.model.string()},
+        {"family", c.family},
+        {"layers", c.n_layers},
+        {"d_model", c.d_model},
+        {"heads", c.n_heads},
+        {"kv_heads", c.n_kv_heads},
+        {"head_dim", c.head_dim},
+        {"vocab_size", c.vocab_size},
+        {"max_positions", c.max_positions},
+        {"parameters", c.parameter_count},
+        {"dtypes", dtype_census(*r.model->store)},
+        {"positions", c.learned_positions ? std::string("learned") : c.rope_description},
+        {"softmax_scale", c.softmax_scale},
+        {"sliding_window", c.sliding_window}}},
+      {"input", r.prepared.description},
+      {"ctx", rq.ctx},
+      {"windows", r.windows()},
+      {"layers_analyzed", r.last_layer + 1},
+      {"options", options_json(rq.options)},
+      {"conventions", conventions_json()},
+  };
+  summary["conventions"].update(extras_conventions_json(rq.options));
+  return summary;
+}
+
 }  // namespace
 
 std::vector<int32_t> tokenize_file(const std::filesystem::path& tokenizer_dir, const std::filesystem::path& text,
@@ -105,24 +171,16 @@ std::vector<int32_t> tokenize_file(const std::filesystem::path& tokenizer_dir, c
 nlohmann::json run_analyze(const AnalyzeRequest& rq) {
   const auto t_start = Clock::now();
   // Everything is read and checked before the output folder is touched.
-  auto model = load_model(rq.model);
+  const OpenedRun opened = open_run(rq);
+  const Model* model = opened.model.get();
   const ModelConfig& c = model->config;
-  PreparedInput prepared = prepare_input(rq.input(), c);
-  const Windows& windows = prepared.windows;
-  nlohmann::json& input = prepared.description;
+  const Windows& windows = opened.prepared.windows;
+  const nlohmann::json& input = opened.prepared.description;
 
   set_thread_count(rq.threads);
-  const int last_layer = c.n_layers - 1;
-  const int nw = static_cast<int>(windows.windows.size());
-
-  // Refuse up front what cannot fit, rather than be killed by the OS at hour three.
-  const size_t need = estimate_run_bytes(*model, rq.ctx, thread_count()) +
-                      extras_bytes(rq.options, rq.ctx) * size_t(thread_count()),
-               have = available_memory_bytes();
-  if (have > 0 && need > have)
-    throw InputError("this run needs about " + std::to_string(need >> 20) + " MiB beyond the mapped checkpoint (" +
-                     std::to_string(rq.ctx) + "-token windows) but only " + std::to_string(have >> 20) +
-                     " MiB is available; use a smaller --ctx or fewer --threads");
+  const int last_layer = opened.last_layer;
+  const int nw = opened.windows();
+  check_memory(rq, *model);
 
   // What a resumed run must share with the one it continues.
   uint64_t stream_hash = fnv1a(nullptr, 0);
@@ -130,7 +188,7 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
   nlohmann::json model_files = nlohmann::json::array();
   for (const auto& f : model->store->files())
     model_files.push_back({{"name", f.filename().string()}, {"bytes", std::filesystem::file_size(f)}});
-  const nlohmann::json fingerprint = {
+  nlohmann::json fingerprint = {
       {"attnspec_version", ATTNSPEC_VERSION},
       {"model", std::filesystem::absolute(rq.model).string()},
       {"config", file_fingerprint(rq.model / "config.json")},
@@ -142,6 +200,7 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
       {"save_spectra", rq.save_spectra},
       {"options", options_json(rq.options)},
   };
+  if (rq.layers > 0) fingerprint["layers"] = last_layer + 1;
   RunDirectory out(rq.out, fingerprint, rq.save_spectra, rq.resume);
   out.set_options(rq.options);
 
@@ -198,47 +257,92 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
   if (!rq.quiet && tty) std::fprintf(stderr, "\n");
 
   const double total_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
-  nlohmann::json summary = {
-      {"attnspec_version", ATTNSPEC_VERSION},
-      {"command", "analyze"},
-      {"model",
-       {{"path", rq.model.string()},
-        {"family", c.family},
-        {"layers", c.n_layers},
-        {"d_model", c.d_model},
-        {"heads", c.n_heads},
-        {"kv_heads", c.n_kv_heads},
-        {"head_dim", c.head_dim},
-        {"vocab_size", c.vocab_size},
-        {"max_positions", c.max_positions},
-        {"parameters", c.parameter_count},
-        {"dtypes", dtype_census(*model->store)},
-        {"positions", c.learned_positions ? std::string("learned") : c.rope_description},
-        {"softmax_scale", c.softmax_scale},
-        {"sliding_window", c.sliding_window}}},
-      {"input", input},
-      {"ctx", rq.ctx},
-      {"windows", nw},
-      {"windows_resumed", resumed},
-      {"layers_analyzed", last_layer + 1},
-      {"threads", thread_count()},
-      {"options", options_json(rq.options)},
-      {"conventions", conventions_json()},
-      {"timing_seconds",
-       {{"total", total_seconds},
-        {"weight_spectra", weight_seconds},
-        {"field_spectra", spectra_seconds},
-        {"forward",
-         {{"embed_and_widen", totals.widen},
-          {"norm", totals.norm},
-          {"qkv", totals.qkv},
-          {"rope", totals.rope},
-          {"attention", totals.attention},
-          {"out_proj", totals.out_proj},
-          {"mlp", totals.mlp}}}}},
-  };
-  summary["conventions"].update(extras_conventions_json(rq.options));
+  nlohmann::json summary = summary_json(rq, opened, "analyze");
+  summary["windows_resumed"] = resumed;
+  summary["threads"] = thread_count();
+  summary["timing_seconds"] = {
+      {"total", total_seconds},
+      {"weight_spectra", weight_seconds},
+      {"field_spectra", spectra_seconds},
+      {"forward",
+       {{"embed_and_widen", totals.widen},
+        {"norm", totals.norm},
+        {"qkv", totals.qkv},
+        {"rope", totals.rope},
+        {"attention", totals.attention},
+        {"out_proj", totals.out_proj},
+        {"mlp", totals.mlp}}}};
   out.finish(nw, [&](const std::string& heads_csv) {
+    summary["aggregates"] = aggregates_from_csv(heads_csv);
+    return summary;
+  });
+  return summary;
+}
+
+RunDescription describe_run(const AnalyzeRequest& rq) {
+  const OpenedRun r = open_run(rq);
+  RunDescription d;
+  d.windows = r.windows();
+  d.layers = r.last_layer + 1;
+  d.memory_bytes = run_memory_bytes(rq, *r.model, rq.threads > 0 ? rq.threads : thread_count());
+  d.input = r.prepared.description;
+  return d;
+}
+
+std::vector<WindowRows> analyze_window_block(const AnalyzeRequest& rq, int first, int last,
+                                             const WeightSpectra* shared_weights) {
+  const OpenedRun r = open_run(rq);
+  const ModelConfig& c = r.model->config;
+  const int nw = r.windows();
+  if (first < 0 || last > nw || first >= last)
+    throw InputError("windows [" + std::to_string(first) + ", " + std::to_string(last) + ") are not inside the run's " +
+                     std::to_string(nw) + " windows");
+  set_thread_count(rq.threads);
+  check_memory(rq, *r.model);
+  WeightSpectra computed;
+  if (shared_weights) {
+    if (shared_weights->n_heads != c.n_heads || shared_weights->heads.size() != size_t(r.last_layer + 1) * c.n_heads)
+      throw InputError("the W_Q^T W_K spectra given do not match " + rq.model.string() + " (" +
+                       std::to_string(r.last_layer + 1) + " layers x " + std::to_string(c.n_heads) + " heads)");
+  } else {
+    computed = compute_weight_spectra(*r.model, r.last_layer);
+  }
+  const WeightSpectra& weights = shared_weights ? *shared_weights : computed;
+  std::vector<WindowRows> out;
+  SigintGuard sigint;
+  for (int w = first; w < last; ++w) {
+    if (g_interrupted) throw Interrupted("interrupted at window " + std::to_string(w));
+    const WindowResult res = analyze_window(*r.model, r.prepared.windows.windows[w], w, r.last_layer, rq.options);
+    WindowRows rows;
+    rows.window = w;
+    rows.heads_csv = heads_csv_rows(res, weights);
+    if (rq.save_spectra) rows.spectra_jsonl = spectra_jsonl_rows(res, weights);
+    if (rq.options.data_side) rows.layers_csv = layers_csv_rows(res);
+    if (rq.options.data_side && rq.save_spectra) rows.layers_jsonl = layers_jsonl_rows(res);
+    out.push_back(std::move(rows));
+  }
+  return out;
+}
+
+nlohmann::json write_run_from_rows(const AnalyzeRequest& rq, const std::vector<WindowRows>& rows) {
+  const OpenedRun r = open_run(rq);
+  const int nw = r.windows();
+  if (static_cast<int>(rows.size()) != nw)
+    throw InputError(rq.out.string() + ": " + std::to_string(rows.size()) + " windows of rows for a run of " +
+                     std::to_string(nw) + " windows");
+  RunRows all;
+  for (int w = 0; w < nw; ++w) {
+    if (rows[w].window != w) throw InputError(rq.out.string() + ": the rows of window " + std::to_string(w) + " are missing");
+    all.heads += rows[w].heads_csv;
+    all.spectra += rows[w].spectra_jsonl;
+    all.layers += rows[w].layers_csv;
+    all.layer_spectra += rows[w].layers_jsonl;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(rq.out, ec);
+  if (ec || !std::filesystem::is_directory(rq.out)) throw input_error(rq.out.string(), "cannot create output folder");
+  nlohmann::json summary = summary_json(rq, r, "sweep");
+  write_run_files(rq.out, rq.options, rq.save_spectra, all, [&](const std::string& heads_csv) {
     summary["aggregates"] = aggregates_from_csv(heads_csv);
     return summary;
   });
