@@ -73,7 +73,7 @@ size_t estimate_run_bytes(const Model& m, int n, int threads) {
                              &L.down.weight})
       if (!name->empty()) {
         const TensorView& t = m.store->at(*name);
-        if (t.dtype != DType::F32) widened += size_t(t.numel()) * 4;
+        if (!t.direct_float32()) widened += size_t(t.numel()) * 4;
       }
   }
   const size_t qd = size_t(c.n_heads) * c.head_dim, kvd = size_t(c.n_kv_heads) * c.head_dim;
@@ -133,7 +133,8 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
   const nlohmann::json fingerprint = {
       {"attnspec_version", ATTNSPEC_VERSION},
       {"model", std::filesystem::absolute(rq.model).string()},
-      {"config", file_fingerprint(rq.model / "config.json")},
+      {"config", model->format == "safetensors" ? file_fingerprint(rq.model / "config.json")
+                                                : hex(fnv1a(model->hf_config.dump().data(), model->hf_config.dump().size()))},
       {"weights", model_files},
       {"input", input},
       {"token_stream", hex(stream_hash)},
@@ -203,6 +204,7 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
       {"command", "analyze"},
       {"model",
        {{"path", rq.model.string()},
+        {"format", model->format},
         {"family", c.family},
         {"layers", c.n_layers},
         {"d_model", c.d_model},
