@@ -55,9 +55,10 @@ def stored(w: np.ndarray, type_name: str):
 
 
 def write_gguf(hf_dir: Path, out: Path, type_name: str, *, reference_dir: Path | None = None,
-               sliding_window_key: bool = True) -> Path:
+               sliding_window_key: bool = True, spm_vocab: tuple[list[str], list[float]] | None = None) -> Path:
     """Writes `out` from the checkpoint folder `hf_dir`. With `reference_dir`, also writes there a
-    safetensors folder holding exactly the float32 values the GGUF tensors decode to (same config)."""
+    safetensors folder holding exactly the float32 values the GGUF tensors decode to (same config).
+    `spm_vocab` (pieces with U+2581 for spaces, scores) adds a SentencePiece tokenizer, BOS 1."""
     cfg = json.loads((hf_dir / "config.json").read_text())
     family = cfg["model_type"]
     arch = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2"}[family]
@@ -86,6 +87,13 @@ def write_gguf(hf_dir: Path, out: Path, type_name: str, *, reference_dir: Path |
     if family == "mistral" and sliding_window_key and cfg.get("sliding_window"):
         w.add_sliding_window(cfg["sliding_window"])
     w.add_file_type({"F32": 0, "F16": 1, "BF16": 32, "Q8_0": 7}[type_name])
+    if spm_vocab is not None:
+        w.add_tokenizer_model("llama")
+        w.add_token_list(spm_vocab[0])
+        w.add_token_scores(spm_vocab[1])
+        w.add_bos_token_id(1)
+        w.add_eos_token_id(2)
+        w.add_unk_token_id(0)
 
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA if arch == "llama" else gguf.MODEL_ARCH.QWEN2, n_layers)
     reference = {}

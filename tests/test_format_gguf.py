@@ -111,17 +111,26 @@ def test_gguf_tokenizer_matches_hf(tmp_path, name, kind, pre):
         assert attnspec_ids(gguf_file, text, tmp_path) == hf_ids(folder / "tokenizer.json", text), text[:80]
 
 
-def test_gguf_tokenizer_bos_prefix(checkpoints, tmp_path):
-    """A GGUF model with a SentencePiece vocabulary: text windows start with its BOS."""
-    text = tmp_path / "t.txt"
-    text.write_text(corpus_sample())
-    gguf_file = write_tokenizer_gguf(shared_path("tokenizers", "mistral", "tokenizer.json"), tmp_path / "tok.gguf", "llama")
+def test_gguf_spm_tokenizer_equals_llama2c(checkpoints, tmp_path):
+    """The score-merge encoder serves both: llama2.c's tok512.bin, and the same vocabulary written
+    into a GGUF file as SentencePiece pieces (U+2581 for a space). Same ids; and an analyze run
+    from text on that GGUF model starts every window with its BOS."""
+    from test_format_llama2c import read_tok_bin
+    bin_model = shared_path("models", "stories260K", "stories260K.bin")
+    pieces, scores = read_tok_bin(bin_model.parent / "tok512.bin")
+    spm = ([p.decode("utf-8", errors="surrogateescape").replace(" ", "\u2581") for p in pieces], scores)
+    model = write_gguf(checkpoints("llama", "base"), tmp_path / "with_tok.gguf", "Q8_0", spm_vocab=spm)
+    text = corpus_sample()[:8000]
+    ids = attnspec_ids(model, text, tmp_path)
+    assert ids == attnspec_ids(bin_model, text, tmp_path) and len(ids) > 1000
+    f = tmp_path / "t.txt"
+    f.write_text(text)
     out = tmp_path / "run"
-    proc = subprocess.run(["attnspec", "analyze", "--model", str(checkpoints("llama", "base")), "--tokenizer", str(gguf_file),
-                           "--text", str(text), "--ctx", "32", "--max-windows", "1", "--out", str(out), "--quiet"],
-                          capture_output=True, text=True)
-    # The tiny model's vocabulary (512) is smaller than Mistral's: a clear refusal naming an id.
-    assert proc.returncode == 2 and "outside the model's vocabulary" in proc.stderr, proc.stderr
+    proc = subprocess.run(["attnspec", "analyze", "--model", str(model), "--text", str(f), "--ctx", "32",
+                           "--max-windows", "2", "--out", str(out), "--quiet"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["input"]["prefix_special"] == [1] and "GGUF" in summary["input"]["tokenizer"]
 
 
 # --- hostile files ------------------------------------------------------------------------------

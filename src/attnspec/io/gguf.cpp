@@ -18,6 +18,7 @@ constexpr uint32_t kF32 = 0, kF16 = 1, kQ8_0 = 8, kBF16 = 30;
 constexpr uint32_t kTypeArray = 9, kTypeString = 8;
 constexpr int kMaxDims = 4;       // GGML_MAX_DIMS
 constexpr int kMaxArrayDepth = 8;  // arrays of arrays: nothing real nests deeper
+constexpr uint64_t kMaxArray = uint64_t(1) << 24;
 
 class Reader {
  public:
@@ -92,6 +93,9 @@ nlohmann::json read_value(Reader& r, uint32_t type, const std::string& key, int 
       if (min == 0) r.fail("metadata '" + key + "' is an array of unknown value type " + std::to_string(elem));
       if (n > r.left() / min)
         r.fail("metadata '" + key + "' claims " + std::to_string(n) + " array elements, more than the file can hold");
+      // Real arrays (vocabularies, merges) hold at most a few hundred thousand entries; a larger
+      // one would only make the reader allocate.
+      if (n > kMaxArray) r.fail("metadata '" + key + "' has " + std::to_string(n) + " array elements (limit 2^24)");
       nlohmann::json a = nlohmann::json::array();
       a.get_ref<nlohmann::json::array_t&>().reserve(size_t(n));
       for (uint64_t i = 0; i < n; ++i) a.push_back(read_value(r, elem, key, depth + 1));
