@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-15}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors config tokenizer_json bpe)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors config tokenizer_json bpe gguf)
 cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DATTNSPEC_FUZZ=ON \
   > build/fuzz.log 2>&1 || { cat build/fuzz.log; exit 1; }
 cmake --build build/fuzz -j 2 $(printf -- '--target fuzz_%s ' "${targets[@]}") >> build/fuzz.log 2>&1 ||

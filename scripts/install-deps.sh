@@ -15,6 +15,6 @@ fi
 python3 -m pip install -q --upgrade pip
 # The CPU build of PyTorch, pinned: the oracle tests compare against transformers on it.
 python3 -m pip install -q "torch==2.13.0"
-python3 -m pip install -q "transformers>=4.45" safetensors "tokenizers>=0.19" sentencepiece pandas pytest numpy matplotlib
+python3 -m pip install -q "transformers>=4.45" safetensors "tokenizers>=0.19" sentencepiece pandas pytest numpy matplotlib gguf
 # `attnspec sweep --ray` and its tests (a real two-node Ray cluster on loopback).
 python3 -m pip install -q ray

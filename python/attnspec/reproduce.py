@@ -96,6 +96,8 @@ def plan(args) -> list[Job]:
         raise InputError("--max-windows must be >= 0")
     models = [Path(m) for m in args.model]
     for m in models:
+        if m.is_file():  # a GGUF file or a llama2.c .bin: attnspec analyze reads and checks it
+            continue
         if not m.is_dir():
             raise InputError(f"{m}: no such model folder")
         if not (m / "config.json").is_file():

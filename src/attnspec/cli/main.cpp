@@ -106,7 +106,7 @@ int run(int argc, char** argv) {
   std::string strip = "auto";
   auto* analyze = app.add_subcommand("analyze", "Per-head spectra of the energy field E~ and of W_Q^T W_K");
   std::string analyze_model, plan_model, tokenize_model;
-  analyze->add_option("--model", analyze_model, "checkpoint folder (config.json + *.safetensors) or Hugging Face hub id")->required();
+  analyze->add_option("--model", analyze_model, "checkpoint folder (config.json + *.safetensors), .gguf file, llama2.c .bin, or Hugging Face hub id")->required();
   auto* text = analyze->add_option("--text", rq.text, "UTF-8 text, tokenized with the checkpoint's tokenizer");
   auto* ids = analyze->add_option("--token-ids", rq.token_ids, "token ids (JSON array or whitespace/comma separated)");
   text->excludes(ids);
@@ -115,7 +115,7 @@ int run(int argc, char** argv) {
   analyze->add_option("--max-windows", rq.max_windows, "analyze at most this many windows (default: all)");
   analyze->add_flag("--save-spectra", rq.save_spectra, "also write every singular value to spectra.jsonl");
   analyze->add_option("--threads", rq.threads, "threads for BLAS and the per-head work (default: all cores)");
-  analyze->add_option("--tokenizer", rq.tokenizer, "tokenizer folder, when the checkpoint has none of its own");
+  analyze->add_option("--tokenizer", rq.tokenizer, "tokenizer folder (or .gguf / llama2.c tok*.bin file), when the checkpoint has none of its own");
   analyze->add_option("--strip-gutenberg", strip, "remove Project Gutenberg header/footer: auto, yes, no")
       ->check(CLI::IsMember({"auto", "yes", "no"}));
   analyze->add_flag("--allow-long-context", rq.allow_long_context, "allow --ctx beyond max_position_embeddings");
@@ -168,7 +168,7 @@ int run(int argc, char** argv) {
   tokenize->add_option("--strip-gutenberg", tok_strip, "remove Project Gutenberg header/footer: auto, yes, no (default no)")
       ->check(CLI::IsMember({"auto", "yes", "no"}));
 
-  auto* models = app.add_subcommand("models", "List the supported model families");
+  auto* models = app.add_subcommand("models", "List the supported model families and checkpoint formats");
 
   // Python subcommands: every argument after the name (--help too) goes to the Python side.
   std::vector<std::pair<std::string, CLI::App*>> python_commands;
@@ -223,6 +223,11 @@ int run(int argc, char** argv) {
     std::fwrite(out.data(), 1, out.size(), stdout);
   } else if (models->parsed()) {
     for (const auto& f : attnspec::supported_families()) std::printf("%s\n", f.c_str());
+    std::printf("\ncheckpoint formats (--model):\n"
+                "  safetensors  a Hugging Face folder: config.json + *.safetensors (F32, F16, BF16)\n"
+                "  gguf         one .gguf file, architectures llama (incl. Mistral) and qwen2 (F32, F16, BF16, Q8_0);\n"
+                "               its tokenizer comes from the metadata\n"
+                "  llama2.c     one llama2.c .bin checkpoint; tokenizer: the tok*.bin beside it or --tokenizer FILE\n");
   }
   return 0;
 }

@@ -53,11 +53,22 @@ const char* dtype_name(DType t) {
     case DType::F32: return "F32";
     case DType::F16: return "F16";
     case DType::BF16: return "BF16";
+    case DType::Q8_0: return "Q8_0";
   }
   return "?";
 }
 
-size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::Q8_0: return 34;
+    default: return 2;
+  }
+}
+
+uint64_t dtype_bytes(DType t, uint64_t numel) {
+  return t == DType::Q8_0 ? numel / kQ8Block * dtype_size(t) : numel * dtype_size(t);
+}
 
 int64_t TensorView::numel() const {
   int64_t n = 1;
@@ -71,16 +82,18 @@ std::string TensorView::shape_string() const {
   return s + "]";
 }
 
-void TensorView::to_float32(float* out, size_t first, size_t count) const {
-  const std::byte* p = data + first * dtype_size(dtype);
+namespace {
+
+// Elements [first, first + count) of the stored array, no permutation.
+void widen_stored(DType dtype, const std::byte* data, int64_t row_len, float* out, size_t first, size_t count) {
   switch (dtype) {
     case DType::F32:
-      std::memcpy(out, p, count * 4);
+      std::memcpy(out, data + first * 4, count * 4);
       break;
     case DType::BF16:  // bfloat16 is the top half of a float32
       for (size_t i = 0; i < count; ++i) {
         uint16_t v;
-        std::memcpy(&v, p + 2 * i, 2);
+        std::memcpy(&v, data + 2 * (first + i), 2);
         uint32_t bits = uint32_t(v) << 16;
         std::memcpy(out + i, &bits, 4);
       }
@@ -88,11 +101,50 @@ void TensorView::to_float32(float* out, size_t first, size_t count) const {
     case DType::F16:
       for (size_t i = 0; i < count; ++i) {
         uint16_t v;
-        std::memcpy(&v, p + 2 * i, 2);
+        std::memcpy(&v, data + 2 * (first + i), 2);
         out[i] = half_to_float(v);
       }
       break;
+    case DType::Q8_0: {
+      // Blocks never straddle rows (row_len % 32 == 0), so element e is in block e / 32 overall.
+      (void)row_len;
+      for (size_t i = 0; i < count;) {
+        const size_t e = first + i, block = e / kQ8Block, in_block = e % kQ8Block;
+        const std::byte* b = data + block * 34;
+        uint16_t h;
+        std::memcpy(&h, b, 2);
+        const float scale = half_to_float(h);
+        const size_t n = std::min<size_t>(count - i, kQ8Block - in_block);
+        for (size_t j = 0; j < n; ++j) out[i + j] = scale * float(static_cast<int8_t>(b[2 + in_block + j]));
+        i += n;
+      }
+      break;
+    }
   }
+}
+
+}  // namespace
+
+void TensorView::to_float32(float* out, size_t first, size_t count) const {
+  const int64_t row_len = shape.empty() ? 1 : std::max<int64_t>(1, numel() / std::max<int64_t>(1, shape[0]));
+  if (!row_perm) {
+    widen_stored(dtype, data, row_len, out, first, count);
+    return;
+  }
+  // Row by row through the permutation.
+  const auto& perm = *row_perm;
+  while (count > 0) {
+    const size_t r = first / row_len, c = first % row_len, n = std::min<size_t>(count, row_len - c);
+    widen_stored(dtype, data, row_len, out, size_t(perm[r]) * row_len + c, n);
+    out += n;
+    first += n;
+    count -= n;
+  }
+}
+
+const float* TensorView::direct_float32() const {
+  if (dtype != DType::F32 || row_perm || reinterpret_cast<uintptr_t>(data) % alignof(float) != 0) return nullptr;
+  return reinterpret_cast<const float*>(data);
 }
 
 std::vector<TensorView> parse_safetensors(const std::byte* data, size_t size, const std::string& where) {
@@ -205,6 +257,18 @@ std::unique_ptr<TensorStore> TensorStore::open(const std::filesystem::path& path
   if (files.empty()) throw input_error(path.string(), "no *.safetensors file in the checkpoint folder");
   for (const auto& f : files) store->add_file(f);
   return store;
+}
+
+const MappedFile& TensorStore::adopt(std::unique_ptr<MappedFile> file) {
+  files_.push_back(std::move(file));
+  return *files_.back();
+}
+
+void TensorStore::add_view(TensorView view) {
+  if (tensors_.count(view.name)) throw input_error(view.file ? view.file->path().string() : "checkpoint",
+                                                   "tensor '" + view.name + "' appears twice");
+  const std::string name = view.name;
+  tensors_.emplace(name, std::move(view));
 }
 
 const TensorView* TensorStore::find(const std::string& name) const {

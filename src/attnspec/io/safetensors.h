@@ -14,11 +14,20 @@
 
 namespace attnspec {
 
-enum class DType { F32, F16, BF16 };
+// Q8_0 is GGUF's 8-bit block format: each run of 32 values along a row is stored as an F16 scale
+// followed by 32 int8 (34 bytes); a value is scale * int8.
+enum class DType { F32, F16, BF16, Q8_0 };
 
 const char* dtype_name(DType t);
-size_t dtype_size(DType t);
+size_t dtype_size(DType t);  // bytes per element; for Q8_0, per block of kQ8Block elements
+constexpr int64_t kQ8Block = 32;
+// Bytes that `numel` elements in rows of `row_len` take (row_len a multiple of 32 for Q8_0).
+uint64_t dtype_bytes(DType t, uint64_t numel);
 
+// A tensor as stored: row-major `shape`, in `dtype`, at `data` inside a memory-mapped file (it may
+// be one slice of a larger array there). `row_perm`, when set, reorders the first dimension:
+// logical row r is stored row (*row_perm)[r]. Converters that permute Q/K rows for another RoPE
+// convention are undone this way, exactly and without copying the weights.
 struct TensorView {
   std::string name;
   DType dtype = DType::F32;
@@ -26,11 +35,14 @@ struct TensorView {
   const std::byte* data = nullptr;  // inside a MappedFile
   size_t nbytes = 0;
   const MappedFile* file = nullptr;
+  std::shared_ptr<const std::vector<int64_t>> row_perm;
 
   int64_t numel() const;
   std::string shape_string() const;  // "[768, 2304]"
-  // Converts elements [first, first + count) to float32 into `out`.
+  // Converts logical elements [first, first + count) to float32 into `out`.
   void to_float32(float* out, size_t first, size_t count) const;
+  // The data as float32 in place (F32, aligned, not permuted), else nullptr.
+  const float* direct_float32() const;
 };
 
 // Parses and validates a whole safetensors file held in memory (header length against the size,
@@ -54,6 +66,11 @@ class TensorStore {
 
   // Parses one file's header into `tensors_` (public for tests and fuzzing).
   void add_file(const std::filesystem::path& file);
+
+  // For readers of other formats: keep `file` mapped for the store's lifetime, and add views
+  // into it (their `file` is set here; a name given twice is an InputError).
+  const MappedFile& adopt(std::unique_ptr<MappedFile> file);
+  void add_view(TensorView view);
 
  private:
   std::vector<std::unique_ptr<MappedFile>> files_;

@@ -6,6 +6,7 @@
 #include <numbers>
 
 #include "attnspec/common/error.h"
+#include "attnspec/io/checkpoint_file.h"
 #include "attnspec/io/json_file.h"
 #include "attnspec/model/model.h"
 
@@ -271,17 +272,28 @@ Description describe(const nlohmann::json& raw, const std::string& where) {
 ModelConfig read_model_config(const nlohmann::json& raw, const std::string& where) { return describe(raw, where).config; }
 
 std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
-  const auto config_path = path / "config.json";
-  if (!std::filesystem::is_directory(path)) throw input_error(path.string(), "not a checkpoint folder");
-  Description desc = describe(read_json_file(config_path), config_path.string());
-  const FamilyTable* table = desc.table;
-  const Biases bias = desc.bias;
   auto model = std::make_unique<Model>();
   model->path = path;
+  std::string config_where;
+  if (std::filesystem::is_regular_file(path)) {  // GGUF or llama2.c: config and names derived
+    FileCheckpoint file = open_checkpoint_file(path);
+    model->format = file.format;
+    model->hf_config = std::move(file.config);
+    model->store = std::move(file.store);
+    config_where = path.string() + " (" + model->format + " header)";
+  } else {
+    if (!std::filesystem::is_directory(path)) throw input_error(path.string(), "not a checkpoint folder");
+    config_where = (path / "config.json").string();
+    model->format = "safetensors";
+    model->hf_config = read_json_file(config_where);
+  }
+  Description desc = describe(model->hf_config, config_where);
+  const FamilyTable* table = desc.table;
+  const Biases bias = desc.bias;
   model->config = std::move(desc.config);
   ModelConfig& c = model->config;
 
-  model->store = TensorStore::open(path);
+  if (!model->store) model->store = TensorStore::open(path);
   const TensorStore& store = *model->store;
   std::string prefix;
   bool found = false;

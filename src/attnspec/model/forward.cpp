@@ -68,8 +68,7 @@ class LayerWeights {
     if (name.empty()) return nullptr;
     const TensorView& t = store_.at(name);
     touched_.push_back(&t);
-    if (t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
-      return reinterpret_cast<const float*>(t.data);
+    if (const float* direct = t.direct_float32()) return direct;
     auto& buf = widened_[name];
     if (buf.empty()) {
       buf.resize(t.numel());

@@ -62,7 +62,9 @@ struct LayerSpec {
 };
 
 struct Model {
-  std::filesystem::path path;
+  std::filesystem::path path;  // a checkpoint folder, or one GGUF / llama2.c file
+  std::string format;          // "safetensors", "gguf" or "llama2.c"
+  nlohmann::json hf_config;    // config.json, or what it would be for a one-file format
   ModelConfig config;
   std::unique_ptr<TensorStore> store;
   std::string embed;      // [vocab, d]
@@ -70,7 +72,8 @@ struct Model {
   std::vector<LayerSpec> layers;
 };
 
-// Reads config.json, describes the model by its family, resolves every weight name and checks
+// Reads config.json (or, for a GGUF or llama2.c file, the config its reader derives; see
+// io/checkpoint_file.h), describes the model by its family, resolves every weight name and checks
 // each tensor's shape and dtype against the config before any compute. Throws InputError naming
 // the file and the field or tensor that does not fit.
 std::unique_ptr<Model> load_model(const std::filesystem::path& path);

@@ -83,7 +83,7 @@ PreparedInput prepare_input(const InputSource& src, const ModelConfig& c) {
   if (src.ctx <= 0) throw InputError("--ctx must be a positive number of tokens");
   if (src.text.empty() == src.token_ids.empty()) throw InputError("give exactly one of --text and --token-ids");
   if (src.ctx > c.max_positions && (c.learned_positions || !src.allow_long_context))
-    throw input_error((src.model / "config.json").string(),
+    throw input_error(std::filesystem::is_directory(src.model) ? (src.model / "config.json").string() : src.model.string(),
                       "--ctx " + std::to_string(src.ctx) + " exceeds max_position_embeddings " + std::to_string(c.max_positions) +
                           (c.learned_positions ? " (learned positions cannot be extended)" : "; pass --allow-long-context to run anyway"));
   PreparedInput out;

@@ -73,7 +73,7 @@ size_t estimate_run_bytes(const Model& m, int n, int threads) {
                              &L.down.weight})
       if (!name->empty()) {
         const TensorView& t = m.store->at(*name);
-        if (t.dtype != DType::F32) widened += size_t(t.numel()) * 4;
+        if (!t.direct_float32()) widened += size_t(t.numel()) * 4;
       }
   }
   const size_t qd = size_t(c.n_heads) * c.head_dim, kvd = size_t(c.n_kv_heads) * c.head_dim;
@@ -134,6 +134,7 @@ nlohmann::json summary_json(const AnalyzeRequest& rq, const OpenedRun& r, const 
       {"command", command},
       {"model",
        {{"path", rq.model.string()},
+        {"format", r.model->format},
         {"family", c.family},
         {"layers", c.n_layers},
         {"d_model", c.d_model},
@@ -191,7 +192,8 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
   nlohmann::json fingerprint = {
       {"attnspec_version", ATTNSPEC_VERSION},
       {"model", std::filesystem::absolute(rq.model).string()},
-      {"config", file_fingerprint(rq.model / "config.json")},
+      {"config", model->format == "safetensors" ? file_fingerprint(rq.model / "config.json")
+                                                : hex(fnv1a(model->hf_config.dump().data(), model->hf_config.dump().size()))},
       {"weights", model_files},
       {"input", input},
       {"token_stream", hex(stream_hash)},

@@ -13,6 +13,7 @@
 #include "attnspec/common/error.h"
 #include "attnspec/tokenize/added_tokens.h"
 #include "attnspec/tokenize/bpe.h"
+#include "attnspec/tokenize/file_tokenizers.h"
 #include "attnspec/tokenize/pipeline.h"
 #include "attnspec/tokenize/text.h"
 #include "attnspec/tokenize/unicode.h"
@@ -305,10 +306,8 @@ size_t vocab_size(const BpeModel& model, const std::vector<AddedToken>& added) {
   return static_cast<size_t>(top + 1);
 }
 
-std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& dir) {
-  const fs::path file = dir / "tokenizer.json";
-  const std::string path = file.string();
-  const json j = parse_json_file(file);
+// The model, normalizer, pre-tokenizer and added tokens of a tokenizer.json object.
+std::unique_ptr<PipelineTokenizer> build_pipeline(const json& j, const std::string& path, std::vector<AddedToken>& added) {
   if (!j.is_object()) throw input_error(path, "expected a JSON object");
   if (!j.contains("model") || !j["model"].is_object()) throw input_error(path, "no 'model' object");
   const json& m = j["model"];
@@ -335,8 +334,18 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& dir) {
 
   tok->normalizer = make_normalizer(j.value("normalizer", json()), path);
   tok->pre_tokenizer = make_pre_tokenizer(j.value("pre_tokenizer", json()), path);
-  const auto added = parse_added_tokens(j.value("added_tokens", json()), path);
+  added = parse_added_tokens(j.value("added_tokens", json()), path);
   build_added_matchers(*tok, added);
+  return tok;
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& dir) {
+  const fs::path file = dir / "tokenizer.json";
+  const std::string path = file.string();
+  const json j = parse_json_file(file);
+  std::vector<AddedToken> added;
+  auto tok = build_pipeline(j, path, added);
+  const BpeOptions& options = tok->model->options();
 
   const json& post = j.value("post_processor", json());
   if (!post.is_null()) {
@@ -417,8 +426,24 @@ std::unique_ptr<Tokenizer> load_sentencepiece(const fs::path& dir) {
 
 }  // namespace
 
+std::unique_ptr<Tokenizer> bpe_tokenizer_from_json(const json& tokenizer_json, const std::string& where,
+                                                   std::vector<int32_t> prefix, std::vector<int32_t> suffix,
+                                                   const std::string& description) {
+  try {
+    std::vector<AddedToken> added;
+    auto tok = build_pipeline(tokenizer_json, where, added);
+    tok->prefix = std::move(prefix);
+    tok->suffix = std::move(suffix);
+    tok->description = description;
+    return tok;
+  } catch (const nlohmann::json::exception& e) {
+    throw input_error(where, std::string("unexpected tokenizer value: ") + e.what());
+  }
+}
+
 bool Tokenizer::present(const fs::path& dir) {
   std::error_code ec;
+  if (fs::is_regular_file(dir, ec)) return true;  // GGUF / llama2.c: load() says what is missing
   return fs::is_regular_file(dir / "tokenizer.json", ec) ||
          (fs::is_regular_file(dir / "vocab.json", ec) && fs::is_regular_file(dir / "merges.txt", ec)) ||
          fs::is_regular_file(dir / "tokenizer.model", ec);
@@ -426,6 +451,7 @@ bool Tokenizer::present(const fs::path& dir) {
 
 std::unique_ptr<Tokenizer> Tokenizer::load(const fs::path& dir) {
   std::error_code ec;
+  if (fs::is_regular_file(dir, ec)) return load_tokenizer_file(dir);
   if (!fs::is_directory(dir, ec)) throw input_error(dir.string(), "not a directory");
   // A field of the wrong JSON type anywhere in the files surfaces as nlohmann's type_error: bad
   // input like any other, named by file.

@@ -15,9 +15,11 @@ namespace attnspec {
 class Tokenizer {
  public:
   // Loads `dir/tokenizer.json`, or GPT-2's `vocab.json` + `merges.txt`, or `tokenizer.model`
-  // (SentencePiece), in that order of preference. Throws InputError naming the file on bad input.
+  // (SentencePiece), in that order of preference; or, given a file, the tokenizer of a GGUF file,
+  // a llama2.c tok*.bin, or the tok*.bin beside a llama2.c checkpoint (file_tokenizers.h).
+  // Throws InputError naming the file on bad input.
   static std::unique_ptr<Tokenizer> load(const std::filesystem::path& dir);
-  // True when `dir` holds any tokenizer file load() understands.
+  // True when `dir` holds any tokenizer file load() understands, or is a file.
   static bool present(const std::filesystem::path& dir);
 
   virtual ~Tokenizer() = default;

@@ -1,0 +1,488 @@
+// GGUF files: parsing (bounds-checked throughout), the model they hold described as a Hugging
+// Face config with Hugging Face tensor names, and the tokenizer in their metadata.
+#include "attnspec/io/gguf.h"
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+
+#include "attnspec/common/error.h"
+#include "attnspec/io/checkpoint_file.h"
+#include "attnspec/tokenize/file_tokenizers.h"
+#include "attnspec/tokenize/score_merge.h"
+
+namespace attnspec {
+namespace {
+
+constexpr uint32_t kF32 = 0, kF16 = 1, kQ8_0 = 8, kBF16 = 30;
+constexpr uint32_t kTypeArray = 9, kTypeString = 8;
+constexpr int kMaxDims = 4;       // GGML_MAX_DIMS
+constexpr int kMaxArrayDepth = 8;  // arrays of arrays: nothing real nests deeper
+constexpr uint64_t kMaxArray = uint64_t(1) << 24;
+
+class Reader {
+ public:
+  Reader(const std::byte* data, size_t size, const std::string& where) : data_(data), size_(size), where_(where) {}
+  size_t pos() const { return pos_; }
+  size_t left() const { return size_ - pos_; }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw input_error(where_, "GGUF " + what + " (at byte " + std::to_string(pos_) + ")");
+  }
+  void need(uint64_t n, const char* what) {
+    if (n > left()) fail(std::string("truncated in ") + what);
+  }
+  template <typename T>
+  T get(const char* what) {
+    need(sizeof(T), what);
+    T v;
+    std::memcpy(&v, data_ + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  std::string string(const char* what) {
+    const uint64_t n = get<uint64_t>(what);
+    if (n > left()) fail(std::string("string length ") + std::to_string(n) + " in " + what + " runs past the end of the file");
+    std::string s(reinterpret_cast<const char*>(data_ + pos_), size_t(n));
+    pos_ += size_t(n);
+    return s;
+  }
+
+ private:
+  const std::byte* data_;
+  size_t size_;
+  size_t pos_ = 0;
+  std::string where_;
+};
+
+// Smallest encoded size of a value of `type`: bounds array counts before anything is allocated.
+uint64_t min_value_bytes(uint32_t type) {
+  switch (type) {
+    case 0: case 1: case 7: return 1;
+    case 2: case 3: return 2;
+    case 4: case 5: case 6: return 4;
+    case 10: case 11: case 12: return 8;
+    case kTypeString: return 8;
+    case kTypeArray: return 12;
+    default: return 0;
+  }
+}
+
+nlohmann::json read_value(Reader& r, uint32_t type, const std::string& key, int depth) {
+  switch (type) {
+    case 0: return r.get<uint8_t>("a metadata value");
+    case 1: return r.get<int8_t>("a metadata value");
+    case 2: return r.get<uint16_t>("a metadata value");
+    case 3: return r.get<int16_t>("a metadata value");
+    case 4: return r.get<uint32_t>("a metadata value");
+    case 5: return r.get<int32_t>("a metadata value");
+    case 6: return r.get<float>("a metadata value");
+    case 7: {
+      const uint8_t b = r.get<uint8_t>("a metadata value");
+      if (b > 1) r.fail("metadata '" + key + "' has a bool that is " + std::to_string(b));
+      return b == 1;
+    }
+    case kTypeString: return r.string("a metadata string");
+    case 10: return r.get<uint64_t>("a metadata value");
+    case 11: return r.get<int64_t>("a metadata value");
+    case 12: return r.get<double>("a metadata value");
+    case kTypeArray: {
+      if (depth >= kMaxArrayDepth) r.fail("metadata '" + key + "' nests arrays deeper than " + std::to_string(kMaxArrayDepth));
+      const uint32_t elem = r.get<uint32_t>("an array type");
+      const uint64_t n = r.get<uint64_t>("an array length");
+      const uint64_t min = min_value_bytes(elem);
+      if (min == 0) r.fail("metadata '" + key + "' is an array of unknown value type " + std::to_string(elem));
+      if (n > r.left() / min)
+        r.fail("metadata '" + key + "' claims " + std::to_string(n) + " array elements, more than the file can hold");
+      // Real arrays (vocabularies, merges) hold at most a few hundred thousand entries; a larger
+      // one would only make the reader allocate.
+      if (n > kMaxArray) r.fail("metadata '" + key + "' has " + std::to_string(n) + " array elements (limit 2^24)");
+      nlohmann::json a = nlohmann::json::array();
+      a.get_ref<nlohmann::json::array_t&>().reserve(size_t(n));
+      for (uint64_t i = 0; i < n; ++i) a.push_back(read_value(r, elem, key, depth + 1));
+      return a;
+    }
+    default:
+      r.fail("metadata '" + key + "' has unknown value type " + std::to_string(type));
+  }
+}
+
+}  // namespace
+
+std::string ggml_type_name(uint32_t type) {
+  static const char* names[] = {"F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1",
+                                "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS",
+                                "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64",
+                                "IQ1_M", "BF16"};
+  if (type < sizeof names / sizeof names[0]) return names[type];
+  return "type " + std::to_string(type);
+}
+
+GgufFile parse_gguf(const std::byte* data, size_t size, const std::string& where) {
+  Reader r(data, size, where);
+  if (size < 4 || std::memcmp(data, "GGUF", 4) != 0) throw input_error(where, "not a GGUF file (bad magic)");
+  r.get<uint32_t>("the magic");
+  GgufFile f;
+  f.version = r.get<uint32_t>("the version");
+  if (f.version != 2 && f.version != 3)
+    throw input_error(where, "GGUF version " + std::to_string(f.version) + " is not supported (2, 3)");
+  const uint64_t n_tensors = r.get<uint64_t>("the tensor count");
+  const uint64_t n_kv = r.get<uint64_t>("the metadata count");
+  // A key-value pair takes at least 8 + 4 + 1 bytes, a tensor info at least 8 + 4 + 8 + 4 + 8.
+  if (n_kv > r.left() / 13) throw input_error(where, "GGUF metadata count " + std::to_string(n_kv) + " is more than the file can hold");
+  if (n_tensors > r.left() / 32) throw input_error(where, "GGUF tensor count " + std::to_string(n_tensors) + " is more than the file can hold");
+  for (uint64_t i = 0; i < n_kv; ++i) {
+    std::string key = r.string("a metadata key");
+    const uint32_t type = r.get<uint32_t>("a metadata type");
+    nlohmann::json value = read_value(r, type, key, 0);
+    if (f.metadata.count(key)) r.fail("metadata key '" + key + "' appears twice");
+    f.metadata_types[key] = type;
+    f.metadata.emplace(std::move(key), std::move(value));
+  }
+  if (const auto* a = f.find("general.alignment")) {
+    if (!a->is_number_unsigned() || a->get<uint64_t>() == 0 || a->get<uint64_t>() > (1u << 20) ||
+        (a->get<uint64_t>() & (a->get<uint64_t>() - 1)) != 0)
+      throw input_error(where, "general.alignment " + a->dump() + " is not a power of two up to 2^20");
+    f.alignment = a->get<uint64_t>();
+  }
+  for (uint64_t i = 0; i < n_tensors; ++i) {
+    GgufTensorInfo t;
+    t.name = r.string("a tensor name");
+    const uint32_t n_dims = r.get<uint32_t>("a tensor's dimension count");
+    if (n_dims == 0 || n_dims > kMaxDims) r.fail("tensor '" + t.name + "' has " + std::to_string(n_dims) + " dimensions (1 to 4)");
+    uint64_t numel = 1;
+    for (uint32_t d = 0; d < n_dims; ++d) {
+      const uint64_t ne = r.get<uint64_t>("a tensor's dimensions");
+      if (ne == 0 || ne > (uint64_t(1) << 40) || numel > (uint64_t(1) << 42) / ne)
+        r.fail("tensor '" + t.name + "' has an implausible dimension " + std::to_string(ne));
+      numel *= ne;
+      t.ne.push_back(ne);
+    }
+    t.type = r.get<uint32_t>("a tensor's type");
+    t.offset = r.get<uint64_t>("a tensor's offset");
+    switch (t.type) {
+      case kF32: t.nbytes = numel * 4; break;
+      case kF16: case kBF16: t.nbytes = numel * 2; break;
+      case kQ8_0:
+        if (t.ne[0] % 32 != 0) r.fail("Q8_0 tensor '" + t.name + "' has rows of " + std::to_string(t.ne[0]) + ", not a multiple of 32");
+        t.nbytes = numel / 32 * 34;
+        break;
+      default:
+        throw input_error(where, "tensor '" + t.name + "' has GGML type " + ggml_type_name(t.type) +
+                                     ", which attnspec does not read (F32, F16, BF16, Q8_0)");
+    }
+    f.tensors.push_back(std::move(t));
+  }
+  f.data_offset = (r.pos() + f.alignment - 1) / f.alignment * f.alignment;
+  if (f.data_offset > size) throw input_error(where, "GGUF data section starts past the end of the file");
+  const uint64_t data_size = size - f.data_offset;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  std::map<std::string, int> seen;
+  for (const auto& t : f.tensors) {
+    if (seen[t.name]++) throw input_error(where, "tensor '" + t.name + "' appears twice");
+    if (t.offset % f.alignment != 0)
+      throw input_error(where, "tensor '" + t.name + "' offset " + std::to_string(t.offset) + " is not aligned to " +
+                                   std::to_string(f.alignment));
+    if (t.offset > data_size || t.nbytes > data_size - t.offset)
+      throw input_error(where, "tensor '" + t.name + "' data [" + std::to_string(t.offset) + ", +" + std::to_string(t.nbytes) +
+                                   ") lies outside the data section (" + std::to_string(data_size) + " bytes)");
+    ranges.emplace_back(t.offset, t.offset + t.nbytes);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i)
+    if (ranges[i].first < ranges[i - 1].second) throw input_error(where, "tensor data ranges overlap");
+  return f;
+}
+
+namespace {
+
+// Typed metadata access with errors naming the file and key.
+class Meta {
+ public:
+  Meta(const GgufFile& f, std::string where, std::string arch) : f_(f), where_(std::move(where)), arch_(std::move(arch)) {}
+  const nlohmann::json* find(const std::string& key) const { return f_.find(expand(key)); }
+  std::string expand(const std::string& key) const {
+    return key.rfind("{arch}", 0) == 0 ? arch_ + key.substr(6) : key;
+  }
+  int64_t integer(const std::string& key) const {
+    const auto* v = find(key);
+    if (!v) throw input_error(where_, "GGUF metadata lacks '" + expand(key) + "'");
+    return integer_of(key, *v);
+  }
+  int64_t integer(const std::string& key, int64_t fallback) const {
+    const auto* v = find(key);
+    return v ? integer_of(key, *v) : fallback;
+  }
+  double number(const std::string& key, double fallback) const {
+    const auto* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_number()) throw input_error(where_, "GGUF metadata '" + expand(key) + "' is not a number");
+    return v->get<double>();
+  }
+  bool boolean(const std::string& key, bool fallback) const {
+    const auto* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_boolean()) throw input_error(where_, "GGUF metadata '" + expand(key) + "' is not a bool");
+    return v->get<bool>();
+  }
+  std::string string(const std::string& key, const std::string& fallback) const {
+    const auto* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_string()) throw input_error(where_, "GGUF metadata '" + expand(key) + "' is not a string");
+    return v->get<std::string>();
+  }
+  // An array whose every element satisfies `ok`.
+  const nlohmann::json* array(const std::string& key, bool (nlohmann::json::*ok)() const noexcept) const {
+    const auto* v = find(key);
+    if (!v) return nullptr;
+    if (!v->is_array()) throw input_error(where_, "GGUF metadata '" + expand(key) + "' is not an array");
+    for (const auto& e : *v)
+      if (!(e.*ok)()) throw input_error(where_, "GGUF metadata '" + expand(key) + "' holds an element of the wrong type");
+    return v;
+  }
+  const std::string& where() const { return where_; }
+
+ private:
+  int64_t integer_of(const std::string& key, const nlohmann::json& v) const {
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX)))
+      throw input_error(where_, "GGUF metadata '" + expand(key) + "' is not an integer");
+    return v.get<int64_t>();
+  }
+  const GgufFile& f_;
+  std::string where_;
+  std::string arch_;
+};
+
+DType dtype_of(uint32_t ggml_type) {
+  switch (ggml_type) {
+    case kF16: return DType::F16;
+    case kBF16: return DType::BF16;
+    case kQ8_0: return DType::Q8_0;
+    default: return DType::F32;
+  }
+}
+
+// GGUF tensor names -> Hugging Face Llama-style names (the families llama, mistral, qwen2 share).
+std::string hf_name(const std::string& g, bool* known) {
+  *known = true;
+  static const std::map<std::string, std::string> top = {
+      {"token_embd", "model.embed_tokens"}, {"output_norm", "model.norm"}, {"output", "lm_head"}};
+  static const std::map<std::string, std::string> block = {
+      {"attn_norm", "input_layernorm"},       {"ffn_norm", "post_attention_layernorm"}, {"attn_q", "self_attn.q_proj"},
+      {"attn_k", "self_attn.k_proj"},         {"attn_v", "self_attn.v_proj"},          {"attn_output", "self_attn.o_proj"},
+      {"ffn_gate", "mlp.gate_proj"},          {"ffn_up", "mlp.up_proj"},               {"ffn_down", "mlp.down_proj"}};
+  const size_t dot = g.rfind('.');
+  const std::string stem = dot == std::string::npos ? g : g.substr(0, dot), suffix = dot == std::string::npos ? "" : g.substr(dot);
+  if (auto it = top.find(stem); it != top.end()) return it->second + suffix;
+  if (stem.rfind("blk.", 0) == 0) {
+    const size_t second = stem.find('.', 4);
+    if (second != std::string::npos) {
+      const std::string layer = stem.substr(4, second - 4), part = stem.substr(second + 1);
+      const bool digits = !layer.empty() && layer.size() < 8 && layer.find_first_not_of("0123456789") == std::string::npos;
+      if (auto it = block.find(part); digits && it != block.end()) return "model.layers." + layer + "." + it->second + suffix;
+    }
+  }
+  *known = false;
+  return g;
+}
+
+}  // namespace
+
+FileCheckpoint read_gguf(std::unique_ptr<MappedFile> owned) {
+  const std::string where = owned->path().string();
+  const GgufFile f = parse_gguf(owned->data(), owned->size(), where);
+  const auto arch_value = f.find("general.architecture");
+  if (!arch_value || !arch_value->is_string()) throw input_error(where, "GGUF metadata lacks general.architecture");
+  const std::string arch = arch_value->get<std::string>();
+  const Meta m(f, where, arch);
+  // llama.cpp's converter writes Mistral checkpoints as "llama"; a sliding window, when recorded,
+  // makes them Mistral again.
+  std::string model_type;
+  bool permuted = false;  // convert_hf_to_gguf.py's LlamaModel permutes Q/K rows to interleaved pairs
+  if (arch == "llama") {
+    model_type = m.find("{arch}.attention.sliding_window") ? "mistral" : "llama";
+    permuted = true;
+  } else if (arch == "qwen2") {
+    model_type = "qwen2";
+  } else {
+    throw input_error(where, "GGUF architecture '" + arch + "' is not supported (llama, qwen2)");
+  }
+
+  FileCheckpoint ck;
+  ck.format = "gguf";
+  ck.store = std::make_unique<TensorStore>();
+  const MappedFile& file = ck.store->adopt(std::move(owned));
+
+  const int64_t d = m.integer("{arch}.embedding_length"), heads = m.integer("{arch}.attention.head_count");
+  const int64_t kv_heads = m.integer("{arch}.attention.head_count_kv", heads);
+  if (d <= 0 || heads <= 0 || kv_heads <= 0 || d > (1 << 24) || heads > (1 << 20) || kv_heads > heads)
+    throw input_error(where, "GGUF embedding_length / head_count / head_count_kv are not plausible");
+  const int64_t head_dim = m.integer("{arch}.attention.key_length", d / heads);
+  if (head_dim <= 0 || head_dim % 2 != 0 || head_dim > (1 << 16))
+    throw input_error(where, "GGUF head dimension " + std::to_string(head_dim) + " is not plausible");
+
+  int64_t vocab = 0;
+  bool has_output = false, has_q_bias = false;
+  for (const auto& t : f.tensors) {
+    bool known;
+    const std::string name = hf_name(t.name, &known);
+    if (!known) {
+      if (t.name == "rope_freqs.weight")
+        throw input_error(where, "holds rope_freqs.weight (per-frequency RoPE scaling, as for Llama 3.1+), which attnspec does not read from GGUF");
+      throw input_error(where, "tensor '" + t.name + "' has no Hugging Face counterpart for architecture " + arch);
+    }
+    TensorView v;
+    v.name = name;
+    v.dtype = dtype_of(t.type);
+    for (auto it = t.ne.rbegin(); it != t.ne.rend(); ++it) v.shape.push_back(int64_t(*it));  // outermost first
+    v.data = file.data() + f.data_offset + t.offset;
+    v.nbytes = t.nbytes;
+    v.file = &file;
+    const bool q = name.find(".self_attn.q_proj.") != std::string::npos, k = name.find(".self_attn.k_proj.") != std::string::npos;
+    if (q && name.ends_with(".bias")) has_q_bias = true;
+    if (permuted && (q || k)) {
+      // Undo LlamaModel.permute (interleaved pairs) back to Hugging Face's rotate-half rows.
+      const int64_t n = q ? heads : kv_heads;
+      if (v.shape[0] != n * head_dim)
+        throw input_error(where, "tensor '" + t.name + "' has " + std::to_string(v.shape[0]) + " rows, not " +
+                                     std::to_string(n) + " heads x " + std::to_string(head_dim));
+      v.row_perm = rotate_half_rows(n, head_dim);
+    }
+    if (name == "model.embed_tokens.weight" && v.shape.size() == 2) vocab = v.shape[0];
+    if (name == "lm_head.weight") has_output = true;
+    ck.store->add_view(std::move(v));
+  }
+  if (vocab == 0) throw input_error(where, "GGUF file lacks token_embd.weight");
+
+  nlohmann::json c = {{"model_type", model_type},
+                      {"hidden_size", d},
+                      {"num_hidden_layers", m.integer("{arch}.block_count")},
+                      {"num_attention_heads", heads},
+                      {"num_key_value_heads", kv_heads},
+                      {"head_dim", head_dim},
+                      {"intermediate_size", m.integer("{arch}.feed_forward_length")},
+                      {"vocab_size", vocab},
+                      {"max_position_embeddings", m.integer("{arch}.context_length")},
+                      {"rms_norm_eps", m.number("{arch}.attention.layer_norm_rms_epsilon", 1e-5)},
+                      {"rope_theta", m.number("{arch}.rope.freq_base", 10000.0)},
+                      {"hidden_act", "silu"},
+                      {"tie_word_embeddings", !has_output}};
+  if (const int64_t rot = m.integer("{arch}.rope.dimension_count", head_dim); rot != head_dim)
+    c["partial_rotary_factor"] = double(rot) / double(head_dim);
+  const std::string scaling = m.string("{arch}.rope.scaling.type", "none");
+  if (scaling == "linear") {
+    c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", m.number("{arch}.rope.scaling.factor", 1.0)}};
+  } else if (scaling != "none") {
+    throw input_error(where, "GGUF rope scaling '" + scaling + "' is not supported (none, linear)");
+  } else if (const double factor = m.number("{arch}.rope.scaling.factor", 1.0); factor != 1.0) {
+    c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", factor}};
+  }
+  if (model_type == "llama") c["attention_bias"] = has_q_bias;
+  if (const auto* w = m.find("{arch}.attention.sliding_window")) {
+    c["sliding_window"] = m.integer("{arch}.attention.sliding_window");
+    (void)w;
+  }
+  ck.config = std::move(c);
+  return ck;
+}
+
+FileCheckpoint open_gguf(const std::filesystem::path& path) { return read_gguf(std::make_unique<MappedFile>(path)); }
+
+// --- The tokenizer in the metadata -----------------------------------------------------------
+
+namespace {
+
+// Pre-tokenizers of tokenizer.ggml.pre, as the matching tokenizer.json files describe them.
+nlohmann::json pre_tokenizer_for(const std::string& pre, const std::string& where) {
+  using nlohmann::json;
+  const std::string gpt4_style = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}";
+  auto split_then_bytes = [&](const std::string& numbers, bool trim) {
+    return json{{"type", "Sequence"},
+                {"pretokenizers",
+                 {{{"type", "Split"},
+                   {"pattern", {{"Regex", gpt4_style + numbers + "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
+                   {"behavior", "Isolated"},
+                   {"invert", false}},
+                  {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", trim}, {"use_regex", false}}}}};
+  };
+  if (pre == "gpt-2" || pre == "default")
+    return {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  if (pre == "llama-bpe" || pre == "llama3") return split_then_bytes("{1,3}", true);
+  if (pre == "qwen2") return split_then_bytes("", false);
+  throw input_error(where, "GGUF tokenizer.ggml.pre '" + pre + "' is not supported (gpt-2, llama-bpe, qwen2)");
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::filesystem::path& path) {
+  const std::string where = path.string();
+  MappedFile file(path);
+  const GgufFile f = parse_gguf(file.data(), file.size(), where);
+  const Meta m(f, where, "");
+  const std::string model = m.string("tokenizer.ggml.model", "");
+  if (model.empty()) throw input_error(where, "GGUF file has no tokenizer (tokenizer.ggml.model); pass --tokenizer or --token-ids");
+  const auto* tokens = m.array("tokenizer.ggml.tokens", &nlohmann::json::is_string);
+  if (!tokens || tokens->empty()) throw input_error(where, "GGUF tokenizer lacks tokenizer.ggml.tokens");
+  const int64_t n = int64_t(tokens->size());
+  auto special_id = [&](const char* key) -> std::optional<int32_t> {
+    const auto* v = m.find(key);
+    if (!v) return std::nullopt;
+    const int64_t id = m.integer(key);
+    if (id < 0 || id >= n) throw input_error(where, std::string("GGUF ") + key + " " + std::to_string(id) + " is not a token id");
+    return int32_t(id);
+  };
+  const auto bos = special_id("tokenizer.ggml.bos_token_id"), eos = special_id("tokenizer.ggml.eos_token_id");
+  const auto unk = special_id("tokenizer.ggml.unknown_token_id");
+  const bool spm = model == "llama";
+  std::vector<int32_t> prefix, suffix;
+  // llama.cpp's defaults: SentencePiece vocabularies add BOS, byte-level BPE ones do not.
+  if (m.boolean("tokenizer.ggml.add_bos_token", spm)) {
+    if (!bos) throw input_error(where, "GGUF add_bos_token is set but tokenizer.ggml.bos_token_id is not");
+    prefix.push_back(*bos);
+  }
+  if (m.boolean("tokenizer.ggml.add_eos_token", false)) {
+    if (!eos) throw input_error(where, "GGUF add_eos_token is set but tokenizer.ggml.eos_token_id is not");
+    suffix.push_back(*eos);
+  }
+  const auto* types = m.array("tokenizer.ggml.token_type", &nlohmann::json::is_number_integer);
+  if (types && int64_t(types->size()) != n) throw input_error(where, "GGUF token_type and tokens differ in length");
+
+  if (spm) {
+    const auto* scores = m.array("tokenizer.ggml.scores", &nlohmann::json::is_number);
+    if (scores && int64_t(scores->size()) != n) throw input_error(where, "GGUF scores and tokens differ in length");
+    std::vector<std::string> pieces;
+    std::vector<float> s;
+    pieces.reserve(n);
+    for (int64_t i = 0; i < n; ++i) {
+      pieces.push_back((*tokens)[i].get<std::string>());
+      s.push_back(scores ? (*scores)[i].get<float>() : 0.0f);
+    }
+    ScoreMergeEncoder encoder(std::move(pieces), std::move(s), "\xE2\x96\x81",
+                              m.boolean("tokenizer.ggml.add_space_prefix", true), unk.value_or(0));
+    return make_score_merge_tokenizer(std::move(encoder), std::move(prefix), std::move(suffix),
+                                      "SentencePiece score-merge BPE, " + std::to_string(n) + " tokens (GGUF)");
+  }
+  if (model == "gpt2") {
+    // Described as the tokenizer.json it came from: BPE vocab and merges, the pre-tokenizer named
+    // by tokenizer.ggml.pre, control tokens as special added tokens.
+    nlohmann::json vocab = nlohmann::json::object(), added = nlohmann::json::array();
+    for (int64_t i = 0; i < n; ++i) {
+      const std::string& t = (*tokens)[i].get_ref<const std::string&>();
+      vocab[t] = i;
+      const int64_t type = types ? (*types)[i].get<int64_t>() : 1;
+      if (type == 3 || type == 4)  // CONTROL, USER_DEFINED
+        added.push_back({{"id", i}, {"content", t}, {"special", type == 3}, {"normalized", false}});
+    }
+    const auto* merges = m.array("tokenizer.ggml.merges", &nlohmann::json::is_string);
+    if (!merges) throw input_error(where, "GGUF gpt2 tokenizer lacks tokenizer.ggml.merges");
+    const std::string pre = m.string("tokenizer.ggml.pre", "default");
+    nlohmann::json j = {{"model", {{"type", "BPE"}, {"vocab", std::move(vocab)}, {"merges", *merges}}},
+                        {"pre_tokenizer", pre_tokenizer_for(pre, where)},
+                        {"normalizer", pre == "qwen2" ? nlohmann::json{{"type", "NFC"}} : nlohmann::json()},
+                        {"added_tokens", std::move(added)}};
+    return bpe_tokenizer_from_json(j, where, std::move(prefix), std::move(suffix),
+                                   "byte-level BPE, " + std::to_string(n) + " tokens (GGUF, pre " + pre + ")");
+  }
+  throw input_error(where, "GGUF tokenizer model '" + model + "' is not supported (llama, gpt2)");
+}
+
+}  // namespace attnspec

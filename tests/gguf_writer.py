@@ -1,0 +1,174 @@
+"""GGUF files written the way llama.cpp's convert_hf_to_gguf.py writes them, with the `gguf`
+package (llama.cpp's own Python writer), from the tiny transformers checkpoints of the oracle tests.
+
+What is replicated from the converter (LlamaModel / Qwen2Model):
+- architecture "llama" for Llama and Mistral checkpoints, "qwen2" for Qwen2;
+- the hyperparameter keys ({arch}.block_count, .context_length, .embedding_length,
+  .feed_forward_length, .attention.head_count(_kv), .rope.freq_base, .rope.dimension_count,
+  .attention.layer_norm_rms_epsilon, .attention.key_length/value_length when head_dim is explicit);
+- tensor names from gguf's own HF -> GGUF name map;
+- for "llama", LlamaModel.permute of the q_proj/k_proj rows (weights and biases) into
+  interleaved RoPE pairs;
+- 1-D tensors (norms, biases) stay F32; 2-D tensors take the chosen type (Q8_0 through
+  gguf.quants.quantize, which falls back to F16 for rows that are not a multiple of 32).
+One addition: for Mistral the sliding window is recorded as {arch}.attention.sliding_window
+(the converter drops it for "llama"), so that both sides compute the same attention.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gguf
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+TYPES = {
+    "F32": gguf.GGMLQuantizationType.F32,
+    "F16": gguf.GGMLQuantizationType.F16,
+    "BF16": gguf.GGMLQuantizationType.BF16,
+    "Q8_0": gguf.GGMLQuantizationType.Q8_0,
+}
+
+
+def llama_permute(w: np.ndarray, n_head: int, n_head_kv: int | None) -> np.ndarray:
+    """convert_hf_to_gguf.py LlamaModel.permute."""
+    if n_head_kv is not None and n_head != n_head_kv:
+        n_head = n_head_kv
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def stored(w: np.ndarray, type_name: str):
+    """(array to write, raw_dtype, float32 values it decodes to) for one tensor."""
+    if w.ndim == 1 or type_name == "F32":
+        w = w.astype(np.float32)
+        return w, None, w
+    qtype = TYPES[type_name]
+    if type_name == "F16":
+        h = w.astype(np.float16)
+        return h, None, h.astype(np.float32)
+    if type_name == "Q8_0" and w.shape[-1] % 32 != 0:  # the converter's fallback
+        h = w.astype(np.float16)
+        return h, None, h.astype(np.float32)
+    q = gguf.quants.quantize(w.astype(np.float32), qtype)
+    return q, qtype, gguf.quants.dequantize(q, qtype).astype(np.float32).reshape(w.shape)
+
+
+def write_gguf(hf_dir: Path, out: Path, type_name: str, *, reference_dir: Path | None = None,
+               sliding_window_key: bool = True, spm_vocab: tuple[list[str], list[float]] | None = None) -> Path:
+    """Writes `out` from the checkpoint folder `hf_dir`. With `reference_dir`, also writes there a
+    safetensors folder holding exactly the float32 values the GGUF tensors decode to (same config).
+    `spm_vocab` (pieces with U+2581 for spaces, scores) adds a SentencePiece tokenizer, BOS 1."""
+    cfg = json.loads((hf_dir / "config.json").read_text())
+    family = cfg["model_type"]
+    arch = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2"}[family]
+    tensors = load_file(str(hf_dir / "model.safetensors"))
+    n_layers, n_head = cfg["num_hidden_layers"], cfg["num_attention_heads"]
+    n_kv = cfg.get("num_key_value_heads", n_head)
+    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_head
+    rope = cfg.get("rope_parameters") or {}
+    theta = cfg.get("rope_theta") or rope.get("rope_theta", 10000.0)
+
+    w = gguf.GGUFWriter(str(out), arch)
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_block_count(n_layers)
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_rope_freq_base(float(theta))
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    if cfg.get("head_dim") is not None:
+        w.add_key_length(cfg["head_dim"])
+        w.add_value_length(cfg["head_dim"])
+    if arch == "llama":
+        w.add_vocab_size(cfg["vocab_size"])
+        w.add_rope_dimension_count(head_dim)
+    if family == "mistral" and sliding_window_key and cfg.get("sliding_window"):
+        w.add_sliding_window(cfg["sliding_window"])
+    w.add_file_type({"F32": 0, "F16": 1, "BF16": 32, "Q8_0": 7}[type_name])
+    if spm_vocab is not None:
+        w.add_tokenizer_model("llama")
+        w.add_token_list(spm_vocab[0])
+        w.add_token_scores(spm_vocab[1])
+        w.add_bos_token_id(1)
+        w.add_eos_token_id(2)
+        w.add_unk_token_id(0)
+
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA if arch == "llama" else gguf.MODEL_ARCH.QWEN2, n_layers)
+    reference = {}
+    for name, t in tensors.items():
+        t = t.astype(np.float32)
+        data = t
+        if arch == "llama" and name.endswith(("q_proj.weight", "q_proj.bias")):
+            data = llama_permute(t, n_head, n_head)
+        if arch == "llama" and name.endswith(("k_proj.weight", "k_proj.bias")):
+            data = llama_permute(t, n_head, n_kv)
+        new_name = names.get_name(name, try_suffixes=(".weight", ".bias"))
+        assert new_name is not None, name
+        array, raw_dtype, _ = stored(data, type_name)
+        w.add_tensor(new_name, array, raw_dtype=raw_dtype)
+        # Rows are quantised independently, so decoding the unpermuted rows gives the same values.
+        reference[name] = stored(t, type_name)[2]
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    if reference_dir is not None:
+        reference_dir.mkdir(parents=True, exist_ok=True)
+        (reference_dir / "config.json").write_text(json.dumps(cfg))
+        save_file({k: np.ascontiguousarray(v) for k, v in reference.items()}, str(reference_dir / "model.safetensors"))
+    return out
+
+
+def write_tokenizer_gguf(tokenizer_json: Path, out: Path, kind: str, pre: str | None = None) -> Path:
+    """A GGUF file holding only the tokenizer of a tokenizer.json, as llama.cpp's converter writes it:
+    tokens in id order, token types (1 normal, 3 control, 4 user defined, 6 byte), and either
+    SentencePiece scores ("llama") or BPE merges and the pre-tokenizer name ("gpt2").
+
+    For "llama" the scores are SentencePiece's: a BPE piece's score orders merges (higher merges
+    first), which tokenizer.json keeps as the merge rank, so score = -rank of the merge that forms
+    the piece (0 for pieces no merge forms)."""
+    j = json.loads(tokenizer_json.read_text())
+    model = j["model"]
+    vocab = dict(model["vocab"])
+    added = {t["id"]: t for t in j.get("added_tokens", [])}
+    for t in added.values():
+        vocab.setdefault(t["content"], t["id"])
+    n = max(vocab.values()) + 1
+    tokens = [""] * n
+    for tok, i in vocab.items():
+        tokens[i] = tok
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    types = []
+    for i, tok in enumerate(tokens):
+        if i in added:
+            types.append(3 if added[i].get("special") else 4)
+        elif kind == "llama" and tok.startswith("<0x") and tok.endswith(">") and len(tok) == 6:
+            types.append(6)
+        else:
+            types.append(1)
+    w = gguf.GGUFWriter(str(out), "llama")
+    w.add_tokenizer_model(kind)
+    if pre is not None:
+        w.add_tokenizer_pre(pre)
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    if kind == "llama":
+        scores = [0.0] * n
+        for rank, m in enumerate(merges):
+            merged = m.replace(" ", "", 1) if m.count(" ") == 1 else None
+            if merged is not None and merged in vocab and scores[vocab[merged]] == 0.0:
+                scores[vocab[merged]] = -float(rank + 1)
+        w.add_token_scores(scores)
+        w.add_bos_token_id(vocab["<s>"])
+        w.add_eos_token_id(vocab["</s>"])
+        w.add_unk_token_id(vocab["<unk>"])
+        w.add_add_bos_token(True)
+    else:
+        w.add_token_merges(merges)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return out
