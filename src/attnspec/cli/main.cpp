@@ -220,7 +220,11 @@ int run(int argc, char** argv) {
     out += "]\n";
     std::fwrite(out.data(), 1, out.size(), stdout);
   } else if (models->parsed()) {
-    for (const auto& f : attnspec::supported_families()) std::printf("%s\n", f.c_str());
+    // One family per line: its model_type, then what attnspec reads for it.
+    for (const auto& f : attnspec::supported_families()) {
+      const std::string notes = attnspec::family_notes(f);
+      std::printf("%-8s %s\n", f.c_str(), notes.c_str());
+    }
   }
   return 0;
 }

@@ -107,6 +107,11 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
   // Everything is read and checked before the output folder is touched.
   auto model = load_model(rq.model);
   const ModelConfig& c = model->config;
+  if (!c.causal && rq.options.causal_field())
+    throw input_error((rq.model / "config.json").string(),
+                      "--field causal/both: the causal field E~c (keys j <= i) is not what this " + c.family +
+                          " encoder attends over: its softmax sees all n keys, so the unmasked E~ of the *_field "
+                          "columns already is its attention field; use --field unmasked");
   PreparedInput prepared = prepare_input(rq.input(), c);
   const Windows& windows = prepared.windows;
   nlohmann::json& input = prepared.description;
@@ -215,7 +220,8 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
         {"dtypes", dtype_census(*model->store)},
         {"positions", c.learned_positions ? std::string("learned") : c.rope_description},
         {"softmax_scale", c.softmax_scale},
-        {"sliding_window", c.sliding_window}}},
+        {"sliding_window", c.sliding_window},
+        {"attention", c.causal ? "causal" : "bidirectional"}}},
       {"input", input},
       {"ctx", rq.ctx},
       {"windows", nw},
@@ -238,6 +244,14 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
           {"mlp", totals.mlp}}}}},
   };
   summary["conventions"].update(extras_conventions_json(rq.options));
+  if (!c.causal)
+    summary["conventions"]["attention"] =
+        "bidirectional (encoder): every query sees all n keys, no mask, so the unmasked E~ is exactly the field "
+        "the model's softmax sees; the causal field E~c does not apply and --field causal/both is refused";
+  if (c.post_norm && rq.options.data_side)
+    summary["conventions"]["data_side_input"] =
+        "post-LN model: the attention block's input X is the residual stream itself (already the output of the "
+        "embedding or previous block's LayerNorm); Xc centres it over positions";
   out.finish(nw, [&](const std::string& heads_csv) {
     summary["aggregates"] = aggregates_from_csv(heads_csv);
     return summary;
