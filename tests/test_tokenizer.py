@@ -518,8 +518,10 @@ def test_tiny_hand_made_tokenizer(tmp_path):
 @pytest.mark.parametrize("content, message", [
     ("{ not json", r"malformed JSON"),
     ("[1, 2]", r"object"),
-    (tiny_tokenizer_json(type="WordPiece"), r"unsupported model type 'WordPiece' \(supported: BPE\)"),
-    (tiny_tokenizer_json(type="Unigram"), r"Unigram"),
+    (tiny_tokenizer_json(type="Unigram"), r"unsupported model type 'Unigram' \(supported: BPE, WordPiece\)"),
+    ({**tiny_tokenizer_json(), "model": {"type": "WordPiece"}}, r"WordPiece model lacks 'vocab'"),
+    ({**tiny_tokenizer_json(), "model": {"type": "WordPiece", "vocab": {"a": 0}, "max_input_chars_per_word": -1}},
+     r"max_input_chars_per_word"),
     (tiny_tokenizer_json(merges=["a c"]), r"merge 1 .*'c'.*not in the vocabulary"),
     (tiny_tokenizer_json(merges=[["a", "zz"]]), r"'zz'"),
     (tiny_tokenizer_json(merges=["b a"]), r"'ba'"),

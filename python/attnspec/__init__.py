@@ -286,13 +286,16 @@ def compression_curve(
     scale: Optional[float] = None,
     window: Optional[int] = None,
     ranks: Union[None, str, Sequence[int]] = None,
+    causal: bool = True,
 ) -> dict:
     """Attention under rank-k truncation of ``E~``: for each rank ``k`` (``"all"`` = 0..min(n, d_h),
     ``"geometric"``, or a list), the mean over query rows of the total-variation distance and of
     ``KL(P || P_k)`` between the model's causal (``window``: sliding) softmax attention ``P`` and
     the softmax of the best rank-k approximation of ``E~``. ``k = 0`` is uniform attention.
+    ``causal=False`` (an encoder such as BERT): every row's softmax runs over all n keys.
     Returns ``{"k", "tv", "kl", "sigma"}`` (arrays)."""
-    return _core.compression_curve(Q, K, scale, window, ranks if ranks is None or isinstance(ranks, str) else list(ranks))
+    return _core.compression_curve(Q, K, scale, window,
+                                   ranks if ranks is None or isinstance(ranks, str) else list(ranks), causal)
 
 
 def data_spectrum(X: np.ndarray, centre: bool = True) -> np.ndarray:

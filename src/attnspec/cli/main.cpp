@@ -222,7 +222,11 @@ int run(int argc, char** argv) {
     out += "]\n";
     std::fwrite(out.data(), 1, out.size(), stdout);
   } else if (models->parsed()) {
-    for (const auto& f : attnspec::supported_families()) std::printf("%s\n", f.c_str());
+    // One family per line: its model_type, then what attnspec reads for it.
+    for (const auto& f : attnspec::supported_families()) {
+      const std::string notes = attnspec::family_notes(f);
+      std::printf("%-8s %s\n", f.c_str(), notes.c_str());
+    }
     std::printf("\ncheckpoint formats (--model):\n"
                 "  safetensors  a Hugging Face folder: config.json + *.safetensors (F32, F16, BF16)\n"
                 "  gguf         one .gguf file, architectures llama (incl. Mistral) and qwen2 (F32, F16, BF16, Q8_0);\n"

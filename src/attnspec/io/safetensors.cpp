@@ -46,6 +46,15 @@ bool parse_dtype(const std::string& s, DType* out) {
   return true;
 }
 
+// Bytes per element of the integer and boolean dtypes, 0 for any other.
+int integer_dtype_size(const std::string& s) {
+  if (s == "I64" || s == "U64") return 8;
+  if (s == "I32" || s == "U32") return 4;
+  if (s == "I16" || s == "U16") return 2;
+  if (s == "I8" || s == "U8" || s == "BOOL") return 1;
+  return 0;
+}
+
 }  // namespace
 
 const char* dtype_name(DType t) {
@@ -171,8 +180,14 @@ std::vector<TensorView> parse_safetensors(const std::byte* data, size_t size, co
       throw input_error(where, what + " lacks dtype, shape or data_offsets");
     TensorView t;
     t.name = name;
-    if (!info["dtype"].is_string() || !parse_dtype(info["dtype"].get<std::string>(), &t.dtype))
+    // Integer buffers (BERT's `position_ids`, index tables) are not weights: their bytes are
+    // checked like any tensor's, then they are left out.
+    size_t element_size = 0;
+    const int integer_size = info["dtype"].is_string() ? integer_dtype_size(info["dtype"].get<std::string>()) : 0;
+    if (integer_size > 0) element_size = static_cast<size_t>(integer_size);
+    else if (!info["dtype"].is_string() || !parse_dtype(info["dtype"].get<std::string>(), &t.dtype))
       throw input_error(where, what + " has dtype " + info["dtype"].dump() + "; supported: F32, F16, BF16");
+    else element_size = dtype_size(t.dtype);
     const auto& shape = info["shape"];
     if (!shape.is_array()) throw input_error(where, what + " has a shape that is not an array");
     uint64_t numel = 1;
@@ -192,13 +207,14 @@ std::vector<TensorView> parse_safetensors(const std::byte* data, size_t size, co
     if (begin > end || end > data_size)
       throw input_error(where, what + " has data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
                                    ") outside the data section (" + std::to_string(data_size) + " bytes)");
-    if (end - begin != numel * dtype_size(t.dtype))
+    if (end - begin != numel * element_size)
       throw input_error(where, what + " holds " + std::to_string(end - begin) + " bytes but its shape " +
-                                   t.shape_string() + " and dtype " + dtype_name(t.dtype) + " need " +
-                                   std::to_string(numel * dtype_size(t.dtype)));
+                                   t.shape_string() + " and dtype " + info["dtype"].get<std::string>() + " need " +
+                                   std::to_string(numel * element_size));
+    ranges.emplace_back(begin, end);
+    if (integer_size > 0) continue;
     t.data = base + begin;
     t.nbytes = end - begin;
-    ranges.emplace_back(begin, end);
     out.push_back(std::move(t));
   }
   std::sort(ranges.begin(), ranges.end());

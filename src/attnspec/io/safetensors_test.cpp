@@ -68,6 +68,21 @@ TEST(Safetensors, ReadsF32F16Bf16) {
   EXPECT_THROW(store->at("missing"), InputError);
 }
 
+TEST(Safetensors, SkipsIntegerBuffers) {
+  // BERT checkpoints carry `embeddings.position_ids` as I64: checked, then left out.
+  const fs::path dir = temp_dir();
+  write_file(dir / "model.safetensors",
+             R"({"position_ids":{"dtype":"I64","shape":[1,2],"data_offsets":[0,16]},)"
+             R"("w":{"dtype":"F32","shape":[1],"data_offsets":[16,20]}})",
+             std::string(16, '\0') + bytes_of({3}));
+  auto store = TensorStore::open(dir);
+  EXPECT_EQ(store->tensors().size(), 1u);
+  EXPECT_EQ(store->find("position_ids"), nullptr);
+  float v;
+  store->at("w").to_float32(&v, 0, 1);
+  EXPECT_EQ(v, 3.0f);
+}
+
 TEST(Safetensors, ShardedIndex) {
   const fs::path dir = temp_dir();
   write_file(dir / "model-00001-of-00002.safetensors", R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", bytes_of({7}));
@@ -88,7 +103,8 @@ TEST(Safetensors, RejectsCorruptFiles) {
   struct Case { const char* name; std::string header; std::string data; const char* message; };
   const std::vector<Case> cases = {
       {"bad_json", "{not json", "", "not a JSON object"},
-      {"bad_dtype", R"({"a":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})", std::string(8, '\0'), "dtype"},
+      {"bad_dtype", R"({"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}})", std::string(8, '\0'), "dtype"},
+      {"int_wrong_size", R"({"a":{"dtype":"I64","shape":[2],"data_offsets":[0,8]}})", std::string(8, '\0'), "need 16"},
       {"past_end", R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", std::string(8, '\0'), "outside the data section"},
       {"wrong_size", R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", std::string(8, '\0'), "need 12"},
       {"overflow", R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", std::string(8, '\0'), "overflows"},

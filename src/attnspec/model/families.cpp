@@ -3,6 +3,7 @@
 // dialect of its own, a reader; the forward pass does not change.
 #include <cmath>
 #include <functional>
+#include <map>
 #include <numbers>
 
 #include "attnspec/common/error.h"
@@ -26,6 +27,8 @@ struct FamilyTable {
   const char* o; const char* up; const char* gate; const char* down;
   bool conv1d;                        // weights stored [in, out]
   std::function<void(const JsonFields&, ModelConfig&, Biases&)> read_config;
+  const char* type_embed = "";        // token-type embedding (BERT), "" when none
+  const char* embed_norm = "";        // norm applied to the embeddings (BERT), "" when none
 };
 
 std::string with_layer(const char* pattern, int layer) {
@@ -143,6 +146,40 @@ void read_sliding_window(const JsonFields& cfg, ModelConfig& c, bool every_layer
   }
 }
 
+// BERT (encoder): learned positions, token types, LayerNorm after the embeddings and after each
+// residual add (post-LN), exact GELU, biases everywhere, bidirectional attention.
+void read_bert(const JsonFields& cfg, ModelConfig& c, Biases& b) {
+  c.d_model = static_cast<int>(cfg.positive({"hidden_size"}));
+  c.n_layers = static_cast<int>(cfg.positive({"num_hidden_layers"}));
+  c.n_heads = static_cast<int>(cfg.positive({"num_attention_heads"}));
+  if (c.d_model % c.n_heads != 0)
+    throw input_error(cfg.where(), "hidden_size " + std::to_string(c.d_model) + " is not divisible by num_attention_heads " +
+                                       std::to_string(c.n_heads));
+  c.n_kv_heads = c.n_heads;
+  c.head_dim = c.d_model / c.n_heads;
+  c.d_ff = static_cast<int>(cfg.positive({"intermediate_size"}));
+  c.vocab_size = static_cast<int>(cfg.positive({"vocab_size"}));
+  c.max_positions = static_cast<int>(cfg.positive({"max_position_embeddings"}));
+  c.type_vocab_size = static_cast<int>(cfg.has("type_vocab_size") ? cfg.positive({"type_vocab_size"}) : 2);
+  c.norm = NormKind::LayerNorm;
+  c.norm_eps = cfg.number("layer_norm_eps", 1e-12);
+  const std::string act = cfg.string("hidden_act", "gelu");
+  if (act == "gelu") c.mlp = MlpKind::GeluExact;
+  else if (act == "gelu_new" || act == "gelu_pytorch_tanh") c.mlp = MlpKind::GeluTanh;
+  else throw input_error(cfg.where(), "hidden_act '" + act + "' is not supported for bert (gelu, gelu_new)");
+  const std::string positions = cfg.string("position_embedding_type", "absolute");
+  if (positions != "absolute")
+    throw input_error(cfg.where(), "position_embedding_type '" + positions + "' is not supported for bert (absolute)");
+  if (cfg.boolean("is_decoder", false))
+    throw input_error(cfg.where(), "is_decoder is true: a causal BERT is not supported (bert is read as an encoder)");
+  c.learned_positions = true;
+  c.causal = false;
+  c.post_norm = true;
+  c.softmax_scale.assign(c.n_layers, 1.0 / std::sqrt(static_cast<double>(c.head_dim)));
+  c.sliding_window.assign(c.n_layers, 0);
+  b = {true, true, true, true};
+}
+
 const std::vector<FamilyTable>& family_tables() {
   static const std::vector<FamilyTable> tables = {
       {"gpt2", {"transformer.", ""}, "wte.weight", "wpe.weight", "h.{L}.ln_1", "h.{L}.ln_2",
@@ -203,6 +240,13 @@ const std::vector<FamilyTable>& family_tables() {
          read_sliding_window(cfg, c, /*every_layer_by_default=*/true);
          b = {false, false, false, false};
        }},
+      // sentence-transformers checkpoints (BertModel) save without the "bert." prefix.
+      {"bert", {"bert.", ""}, "embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+       "encoder.layer.{L}.attention.output.LayerNorm", "encoder.layer.{L}.output.LayerNorm",
+       "encoder.layer.{L}.attention.self.query", "encoder.layer.{L}.attention.self.key",
+       "encoder.layer.{L}.attention.self.value", "encoder.layer.{L}.attention.output.dense",
+       "encoder.layer.{L}.intermediate.dense", "", "encoder.layer.{L}.output.dense", false, read_bert,
+       "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm"},
   };
   return tables;
 }
@@ -226,6 +270,22 @@ std::vector<std::string> supported_families() {
   std::vector<std::string> names;
   for (const auto& t : family_tables()) names.push_back(t.model_type);
   return names;
+}
+
+std::string family_notes(const std::string& family) {
+  static const std::map<std::string, std::string> notes = {
+      {"gpt2", "decoder; learned positions, LayerNorm, fused Conv1D c_attn; tensors with or without 'transformer.'"},
+      {"llama", "decoder; RoPE (default, linear, llama3 scaling), RMSNorm, SwiGLU, grouped-query attention"},
+      {"qwen2", "decoder; as llama with q/k/v biases and sliding-window layers (use_sliding_window)"},
+      {"mistral", "decoder; as llama with a sliding window on every layer"},
+      {"bert", "encoder: bidirectional attention (no mask, so E~ is the field its softmax sees; --field causal "
+               "refused); post-LN, learned positions + token type 0, embedding LayerNorm, exact GELU; tensors "
+               "with or without 'bert.' (BertModel, BertForMaskedLM, sentence-transformers), LayerNorm weight/bias "
+               "or gamma/beta; WordPiece tokenizer from tokenizer.json or vocab.txt, [CLS] ... [SEP] per window; "
+               "max 512 positions"},
+  };
+  const auto it = notes.find(family);
+  return it == notes.end() ? std::string() : it->second;
 }
 
 namespace {
@@ -318,14 +378,26 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
     s.in_out_layout = table->conv1d;
     return s;
   };
+  // A norm's parameters: `.weight` / `.bias`, or `.gamma` / `.beta` as older BERT checkpoints
+  // name them.
+  auto norm_names = [&](const std::string& base, std::string& weight, std::string& bias_name) {
+    const bool old_names = !store.find(base + ".weight") && store.find(base + ".gamma");
+    weight = base + (old_names ? ".gamma" : ".weight");
+    if (bias.norm) bias_name = base + (old_names ? ".beta" : ".bias");
+  };
+  if (*table->type_embed) {
+    model->type_embed = prefix + table->type_embed;
+    expect_tensor(store, path, model->type_embed, {c.type_vocab_size, d});
+  }
+  if (*table->embed_norm) {
+    norm_names(prefix + table->embed_norm, model->embed_norm_weight, model->embed_norm_bias);
+    for (const auto& n : {model->embed_norm_weight, model->embed_norm_bias})
+      if (!n.empty()) expect_tensor(store, path, n, {d});
+  }
   for (int l = 0; l < c.n_layers; ++l) {
     LayerSpec L;
-    L.attn_norm_weight = prefix + with_layer(table->attn_norm, l) + ".weight";
-    L.mlp_norm_weight = prefix + with_layer(table->mlp_norm, l) + ".weight";
-    if (bias.norm) {
-      L.attn_norm_bias = prefix + with_layer(table->attn_norm, l) + ".bias";
-      L.mlp_norm_bias = prefix + with_layer(table->mlp_norm, l) + ".bias";
-    }
+    norm_names(prefix + with_layer(table->attn_norm, l), L.attn_norm_weight, L.attn_norm_bias);
+    norm_names(prefix + with_layer(table->mlp_norm, l), L.mlp_norm_weight, L.mlp_norm_bias);
     for (const auto& n : {L.attn_norm_weight, L.attn_norm_bias, L.mlp_norm_weight, L.mlp_norm_bias})
       if (!n.empty()) expect_tensor(store, path, n, {d});
 
@@ -351,9 +423,10 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
       L.v = linear(table->v, l, kvd, d, bias.qkv);
       L.o = linear(table->o, l, d, qd, bias.o);
       L.up = linear(table->up, l, c.d_ff, d, bias.mlp);
-      L.gate = linear(table->gate, l, c.d_ff, d, bias.mlp);
+      if (c.mlp == MlpKind::SwiGLU) L.gate = linear(table->gate, l, c.d_ff, d, bias.mlp);
       L.down = linear(table->down, l, d, c.d_ff, bias.mlp);
       for (const LinearSpec* s : {&L.q, &L.k, &L.v, &L.o, &L.up, &L.gate, &L.down}) {
+        if (s->weight.empty()) continue;  // no gate outside SwiGLU
         expect_tensor(store, path, s->weight, {s->out, s->in});
         if (!s->bias.empty()) expect_tensor(store, path, s->bias, {s->out});
       }

@@ -184,14 +184,15 @@ void apply_rope(const ModelConfig& c, float* t, int n, int heads) {
 }
 
 // out[:, h] = softmax(s q_h k_g^T + mask) v_g for every query head, in blocks of query rows so
-// that no n x n buffer is needed. Key j is visible to query i iff j <= i and (no window or
-// i - j < window). One task is one KV head and one block of query rows, for all the query heads
-// that share the KV head (grouped-query attention): their rows are stacked into one product, so
-// each block of keys and values is packed once per group rather than once per head.
+// that no n x n buffer is needed. In a causal model key j is visible to query i iff j <= i and
+// (no window or i - j < window); in an encoder every key is. One task is one KV head and one block
+// of query rows, for all the query heads that share the KV head (grouped-query attention): their
+// rows are stacked into one product, so each block of keys and values is packed once per group
+// rather than once per head.
 void attention(const ModelConfig& c, int layer, const float* q, const float* k, const float* v, float* out, int n) {
   constexpr int kBlock = 128;
   const int dh = c.head_dim, ldq = c.n_heads * dh, ldk = c.n_kv_heads * dh, group = c.n_heads / c.n_kv_heads;
-  const int window = c.sliding_window[layer];
+  const int window = c.causal ? c.sliding_window[layer] : 0;
   const float scale = static_cast<float>(c.softmax_scale[layer]);
   const int blocks = (n + kBlock - 1) / kBlock;
   // Groups and blocks run in parallel; each BLAS call inside is single-threaded. The task order
@@ -203,18 +204,19 @@ void attention(const ModelConfig& c, int layer, const float* q, const float* k, 
     for (int task = 0; task < c.n_kv_heads * blocks; ++task) {
       const int g = task / blocks, block = blocks - 1 - task % blocks;
       const int i0 = block * kBlock, i1 = std::min(n, i0 + kBlock), rows = i1 - i0;
-      const int j0 = window > 0 ? std::max(0, i0 - window + 1) : 0, cols = i1 - j0;
+      const int j0 = window > 0 ? std::max(0, i0 - window + 1) : 0, cols = (c.causal ? i1 : n) - j0;
       for (int m = 0; m < group; ++m)  // stack the group's query rows: qs[m * rows + r] = q_(g*group+m)[i0 + r]
         for (int r = 0; r < rows; ++r)
           std::copy_n(q + int64_t(i0 + r) * ldq + (g * group + m) * dh, dh, qs.data() + (int64_t(m) * rows + r) * dh);
-      // scores[group * rows, cols] = s * Q[i0:i1] K_g[j0:i1]^T
+      // scores[group * rows, cols] = s * Q[i0:i1] K_g[j0:j0 + cols]^T
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, group * rows, cols, dh, scale, qs.data(), dh,
                   k + int64_t(j0) * ldk + g * dh, ldk, 0.0f, scores.data(), cols);
       for (int R = 0; R < group * rows; ++R) {
         const int i = i0 + R % rows, lo = window > 0 ? std::max(j0, i - window + 1) : j0;
+        const int hi = c.causal ? i : n - 1;  // last visible key
         float* row = scores.data() + int64_t(R) * cols;
         float* live = row + (lo - j0);
-        const int len = i - lo + 1;
+        const int len = hi - lo + 1;
         float mx = -std::numeric_limits<float>::infinity();
         for (int j = 0; j < len; ++j) mx = std::max(mx, live[j]);
         for (int j = 0; j < len; ++j) live[j] -= mx;
@@ -226,7 +228,7 @@ void attention(const ModelConfig& c, int layer, const float* q, const float* k, 
         for (int j = 0; j < len; ++j) live[j] *= inv;
         std::fill(live + len, row + cols, 0.0f);
       }
-      // os[group * rows, d_h] = P V_g[j0:i1], then back to each head's columns of out
+      // os[group * rows, d_h] = P V_g[j0:j0 + cols], then back to each head's columns of out
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, group * rows, dh, cols, 1.0f, scores.data(), cols,
                   v + int64_t(j0) * ldk + g * dh, ldk, 0.0f, os.data(), dh);
       for (int m = 0; m < group; ++m)
@@ -312,11 +314,18 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
   std::vector<float> h(size_t(n) * d), row(d);
   const TensorView& embed = store.at(model.embed);
   const TensorView* pos = c.learned_positions ? &store.at(model.pos_embed) : nullptr;
+  std::vector<float> type_row;
+  if (!model.type_embed.empty()) {
+    type_row.resize(d);
+    store.at(model.type_embed).to_float32(type_row.data(), 0, d);
+  }
   for (int i = 0; i < n; ++i) {
     if (ids[i] < 0 || ids[i] >= c.vocab_size)
       throw InputError("token id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
                        " is outside the model's vocabulary of " + std::to_string(c.vocab_size));
     embed.to_float32(h.data() + int64_t(i) * d, size_t(ids[i]) * d, d);
+    if (!type_row.empty())  // BERT: + token_type_embeddings[0] (one segment), before positions as transformers sums
+      for (int j = 0; j < d; ++j) h[int64_t(i) * d + j] += type_row[j];
     if (pos) {
       pos->to_float32(row.data(), size_t(i) * d, d);
       for (int j = 0; j < d; ++j) h[int64_t(i) * d + j] += row[j];
@@ -324,15 +333,23 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
   }
   t.widen += seconds_since(t0);
 
+  LayerWeights w(store);
+  if (!model.embed_norm_weight.empty()) {  // BERT: LayerNorm of the summed embeddings
+    t0 = Clock::now();
+    normalise(c, w.get(model.embed_norm_weight), w.get(model.embed_norm_bias), h.data(), h.data(), n);
+    w.release();
+    t.norm += seconds_since(t0);
+  }
+
   std::vector<float> x(size_t(n) * d), q(size_t(n) * qd), k(size_t(n) * kvd), v(size_t(n) * kvd), att(size_t(n) * qd);
   std::vector<float> ff, ff2;
-  LayerWeights w(store);
   for (int l = 0; l <= last_layer; ++l) {
     const LayerSpec& L = model.layers[l];
     const bool last = l == last_layer;
 
     t0 = Clock::now();
-    normalise(c, w.get(L.attn_norm_weight), w.get(L.attn_norm_bias), h.data(), x.data(), n);
+    if (c.post_norm) std::copy(h.begin(), h.end(), x.begin());  // the attention reads h itself
+    else normalise(c, w.get(L.attn_norm_weight), w.get(L.attn_norm_bias), h.data(), x.data(), n);
     t.norm += seconds_since(t0);
 
     t0 = Clock::now();
@@ -366,7 +383,12 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
     t.out_proj += seconds_since(t0);
 
     t0 = Clock::now();
-    normalise(c, w.get(L.mlp_norm_weight), w.get(L.mlp_norm_bias), h.data(), x.data(), n);
+    if (c.post_norm) {  // h = norm1(h + attention), and the MLP reads that h
+      normalise(c, w.get(L.attn_norm_weight), w.get(L.attn_norm_bias), h.data(), h.data(), n);
+      std::copy(h.begin(), h.end(), x.begin());
+    } else {
+      normalise(c, w.get(L.mlp_norm_weight), w.get(L.mlp_norm_bias), h.data(), x.data(), n);
+    }
     t.norm += seconds_since(t0);
     t0 = Clock::now();
     ff.resize(size_t(n) * c.d_ff);
@@ -381,6 +403,7 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
       apply_linear(store, w, L.down, ff.data(), n, c.d_ff, x.data(), d);
     }
     add_into(h.data(), x.data(), int64_t(n) * d);
+    if (c.post_norm) normalise(c, w.get(L.mlp_norm_weight), w.get(L.mlp_norm_bias), h.data(), h.data(), n);
     t.mlp += seconds_since(t0);
     w.release();
   }

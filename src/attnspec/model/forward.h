@@ -1,6 +1,9 @@
 // The one forward pass that serves every family: embeddings, then per layer
 //   X = norm1(h);  Q, K, V = X W^T + b;  RoPE(Q, K);  [hand X, Q, K to the caller]
 //   h += softmax(s Q K^T + causal/sliding mask) V W_o^T;  h += MLP(norm2(h))
+// or, for a post-LN encoder (BERT: embeddings LayerNorm'd, no mask),
+//   X = h;  Q, K, V = X W^T + b;  [hand X, Q, K to the caller]
+//   h = norm1(h + softmax(s Q K^T) V W_o^T);  h = norm2(h + MLP(h))
 // in float32 on BLAS, up to the last layer the caller asks for. The LM head is never computed.
 #pragma once
 
@@ -15,7 +18,7 @@ namespace attnspec {
 struct LayerActivations {
   int layer = 0;
   int n = 0;               // tokens in the window
-  const float* x = nullptr;  // [n, d_model]            normalised input of the attention block
+  const float* x = nullptr;  // [n, d_model]            normalised input of the attention block (post-LN: h)
   const float* q = nullptr;  // [n, n_heads * head_dim]  after bias and RoPE; head h = columns h*d_h..
   const float* k = nullptr;  // [n, n_kv_heads * head_dim]
 };

@@ -18,7 +18,7 @@ enum class NormKind { LayerNorm, RMSNorm };
 enum class MlpKind { GeluTanh, GeluExact, SwiGLU };
 
 struct ModelConfig {
-  std::string family;      // "gpt2", "llama", "qwen2", "mistral"
+  std::string family;      // "gpt2", "llama", "qwen2", "mistral", "bert"
   int n_layers = 0;
   int d_model = 0;         // d
   int n_heads = 0;         // H, query heads
@@ -38,6 +38,14 @@ struct ModelConfig {
   std::string rope_description;     // e.g. "rope theta=500000 llama3(factor=32,...)"
   std::vector<double> softmax_scale;  // per layer: s in E = s q.k
   std::vector<int> sliding_window;    // per layer: 0 = full causal, W = keys with i - j < W
+  // Encoders (BERT) attend bidirectionally: every query sees all n keys, so the unmasked E~ is
+  // exactly the field their softmax sees. Decoders see keys j <= i.
+  bool causal = true;
+  // Post-LN blocks (BERT): the attention reads the residual stream h itself, and
+  // h = norm1(h + attention(h)), h = norm2(h + MLP(h)). Pre-LN (the decoders): x = norm1(h) feeds
+  // the attention and h += attention(x), h += MLP(norm2(h)).
+  bool post_norm = false;
+  int type_vocab_size = 0;  // BERT's token_type_embeddings rows (type 0 is added to every token)
 
   int kv_head_of(int h) const { return h / (n_heads / n_kv_heads); }  // HF repeat_kv
   int64_t parameter_count = 0;  // of the tensors in the checkpoint
@@ -69,6 +77,8 @@ struct Model {
   std::unique_ptr<TensorStore> store;
   std::string embed;      // [vocab, d]
   std::string pos_embed;  // [max_positions, d], learned positions only
+  std::string type_embed;                          // [type_vocab_size, d] or empty (BERT)
+  std::string embed_norm_weight, embed_norm_bias;  // LayerNorm of the embeddings or empty (BERT)
   std::vector<LayerSpec> layers;
 };
 
@@ -83,5 +93,8 @@ ModelConfig read_model_config(const nlohmann::json& raw, const std::string& wher
 
 // Families this build describes, for messages and `attnspec models`.
 std::vector<std::string> supported_families();
+// One line on what attnspec reads for `family` (architecture, tensor names, tokenizer), for
+// `attnspec models`; empty when there is nothing beyond the name.
+std::string family_notes(const std::string& family);
 
 }  // namespace attnspec

@@ -45,7 +45,8 @@ nlohmann::json conventions_json() {
       {"gap_k90", "k90_weights / k90_field"},
       {"gap_erank", "erank_weights / erank_field"},
       {"windows", "consecutive non-overlapping windows of ctx tokens; the tokenizer's post-processor tokens "
-                  "(e.g. BOS) start every window when the input is text; token ids are used as given"},
+                  "(e.g. BOS, or BERT's [CLS] ... [SEP]) start and end every window when the input is text; token "
+                  "ids are used as given"},
       {"indexing", "windows, layers and heads count from 0"},
   };
 }

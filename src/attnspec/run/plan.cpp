@@ -33,7 +33,8 @@ nlohmann::json plan_conventions() {
                 "by the centring, so softmax of E~ over the visible keys is the model's attention)"},
       {"rank_k", "E~_k = the best rank-k approximation of E~ (truncated SVD from the exact QR reduction); k = 0 is the "
                  "all-equal field, i.e. uniform attention over the visible keys"},
-      {"softmax", "over the keys the model's mask lets row i see: j <= i, and i - j < W for a sliding-window layer"},
+      {"softmax", "over the keys the model's mask lets row i see: j <= i, and i - j < W for a sliding-window layer; all "
+                  "n keys for an encoder (bidirectional attention, summary model.attention)"},
       {"tv", "mean over all n query rows of 1/2 sum_j |P_ij - P^(k)_ij|, P = the model's attention (float64 from the "
              "float32 q, k)"},
       {"kl", "mean over all n query rows of KL(P_i || P^(k)_i) in nats"},
@@ -88,7 +89,7 @@ nlohmann::json run_plan(const PlanRequest& rq) {
       for (int h = 0; h < H; ++h) error.capture([&] {
         const int g = c.kv_head_of(h);
         const FieldFactors f = field_factors(a.q + h * dh, ldq, a.k + g * dh, ldk, a.n, dh, c.softmax_scale[a.layer]);
-        const CompressionCurve curve = compression_curve(f, c.sliding_window[a.layer], ks);
+        const CompressionCurve curve = compression_curve(f, c.sliding_window[a.layer], ks, c.causal);
         const size_t base = ((size_t(w) * L + a.layer) * H + h) * nk;
         std::copy(curve.tv.begin(), curve.tv.end(), tv.begin() + base);
         std::copy(curve.kl.begin(), curve.kl.end(), kl.begin() + base);
@@ -176,7 +177,8 @@ nlohmann::json run_plan(const PlanRequest& rq) {
         {"kv_heads", G},
         {"head_dim", dh},
         {"softmax_scale", c.softmax_scale},
-        {"sliding_window", c.sliding_window}}},
+        {"sliding_window", c.sliding_window},
+        {"attention", c.causal ? "causal" : "bidirectional"}}},
       {"input", input},
       {"ctx", rq.ctx},
       {"windows", nw},

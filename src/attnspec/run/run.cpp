@@ -107,6 +107,11 @@ OpenedRun open_run(const AnalyzeRequest& rq) {
   if (rq.layers < 0 || rq.layers > c.n_layers)
     throw input_error((rq.model / "config.json").string(), "cannot analyze " + std::to_string(rq.layers) +
                                                               " layers: the model has " + std::to_string(c.n_layers));
+  if (!c.causal && rq.options.causal_field())
+    throw input_error((rq.model / "config.json").string(),
+                      "--field causal/both: the causal field E~c (keys j <= i) is not what this " + c.family +
+                          " encoder attends over: its softmax sees all n keys, so the unmasked E~ of the *_field "
+                          "columns already is its attention field; use --field unmasked");
   r.prepared = prepare_input(rq.input(), c);
   r.last_layer = (rq.layers > 0 ? rq.layers : c.n_layers) - 1;
   return r;
@@ -147,7 +152,8 @@ nlohmann::json summary_json(const AnalyzeRequest& rq, const OpenedRun& r, const 
         {"dtypes", dtype_census(*r.model->store)},
         {"positions", c.learned_positions ? std::string("learned") : c.rope_description},
         {"softmax_scale", c.softmax_scale},
-        {"sliding_window", c.sliding_window}}},
+        {"sliding_window", c.sliding_window},
+        {"attention", c.causal ? "causal" : "bidirectional"}}},
       {"input", r.prepared.description},
       {"ctx", rq.ctx},
       {"windows", r.windows()},
@@ -156,6 +162,14 @@ nlohmann::json summary_json(const AnalyzeRequest& rq, const OpenedRun& r, const 
       {"conventions", conventions_json()},
   };
   summary["conventions"].update(extras_conventions_json(rq.options));
+  if (!c.causal)
+    summary["conventions"]["attention"] =
+        "bidirectional (encoder): every query sees all n keys, no mask, so the unmasked E~ is exactly the field "
+        "the model's softmax sees; the causal field E~c does not apply and --field causal/both is refused";
+  if (c.post_norm && rq.options.data_side)
+    summary["conventions"]["data_side_input"] =
+        "post-LN model: the attention block's input X is the residual stream itself (already the output of the "
+        "embedding or previous block's LayerNorm); Xc centres it over positions";
   return summary;
 }
 

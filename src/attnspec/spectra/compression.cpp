@@ -15,9 +15,9 @@ std::vector<int> compression_ranks(int r, bool geometric) {
   return ks;
 }
 
-CompressionCurve compression_curve(const FieldFactors& f, int window, const std::vector<int>& ks) {
+CompressionCurve compression_curve(const FieldFactors& f, int window, const std::vector<int>& ks, bool causal) {
   const int n = f.n, dh = f.dh, r = f.r;
-  const int W = window > 0 && window < n ? window : 0;
+  const int W = causal && window > 0 && window < n ? window : 0;
   for (size_t t = 0; t < ks.size(); ++t)
     if (ks[t] < 0 || ks[t] > r || (t > 0 && ks[t] <= ks[t - 1]))
       throw std::invalid_argument("compression_curve: ranks must be ascending within [0, min(n, d_h)]");
@@ -34,12 +34,12 @@ CompressionCurve compression_curve(const FieldFactors& f, int window, const std:
       scaled(size_t(kBlock) * std::max(r, 1));
   for (int i0 = 0; i0 < n; i0 += kBlock) {
     const int rows = std::min(kBlock, n - i0), i1 = i0 + rows;
-    const int j0 = W > 0 ? std::max(0, i0 - W + 1) : 0, cols = i1 - j0;
+    const int j0 = W > 0 ? std::max(0, i0 - W + 1) : 0, cols = (causal ? i1 : n) - j0;
     // ref^T (cols x rows, column-major) = s Kc[j0:i1] Q[i0:i1]^T: row a of ref = logits of query i0 + a.
     cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, cols, rows, dh, f.scale, f.kc.data() + j0, n, f.q.data() + i0,
                 n, 0.0, ref.data(), cols);
     for (int a = 0; a < rows; ++a) {
-      const int i = i0 + a, lo = (W > 0 ? std::max(0, i - W + 1) : 0) - j0, hi = i - j0;
+      const int i = i0 + a, lo = (W > 0 ? std::max(0, i - W + 1) : 0) - j0, hi = (causal ? i : n - 1) - j0;
       const double* x = &ref[size_t(a) * cols];
       double mx = x[lo], z = 0;
       for (int c = lo; c <= hi; ++c) mx = std::max(mx, x[c]);
@@ -66,7 +66,7 @@ CompressionCurve compression_curve(const FieldFactors& f, int window, const std:
       }
       double tv_sum = 0, kl_sum = 0;
       for (int a = 0; a < rows; ++a) {
-        const int i = i0 + a, lo = (W > 0 ? std::max(0, i - W + 1) : 0) - j0, hi = i - j0;
+        const int i = i0 + a, lo = (W > 0 ? std::max(0, i - W + 1) : 0) - j0, hi = (causal ? i : n - 1) - j0;
         const double* x = &L[size_t(a) * cols];
         double mx = x[lo], z = 0;
         for (int c = lo; c <= hi; ++c) mx = std::max(mx, x[c]);

@@ -28,6 +28,7 @@ struct CompressionCurve {
 std::vector<int> compression_ranks(int r, bool geometric);
 
 // `window` is the layer's sliding window (0: plain causal). `ks` ascending, each in [0, f.r].
-CompressionCurve compression_curve(const FieldFactors& f, int window, const std::vector<int>& ks);
+// `causal` false (an encoder): every row's softmax runs over all n keys and `window` is ignored.
+CompressionCurve compression_curve(const FieldFactors& f, int window, const std::vector<int>& ks, bool causal = true);
 
 }  // namespace attnspec

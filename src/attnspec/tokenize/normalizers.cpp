@@ -1,5 +1,5 @@
 // Normalizers of `tokenizers`: Unicode forms, Sequence, Prepend, Replace, Lowercase, Strip,
-// StripAccents.
+// StripAccents, BertNormalizer.
 #include <nlohmann/json.hpp>
 
 #include "attnspec/common/error.h"
@@ -14,7 +14,8 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kSupported =
-    "supported: NFC, NFD, NFKC, NFKD, Sequence, Prepend, Replace, Lowercase, Strip, StripAccents";
+    "supported: NFC, NFD, NFKC, NFKD, Sequence, Prepend, Replace, Lowercase, Strip, StripAccents, "
+    "BertNormalizer";
 
 class UnicodeForm : public Normalizer {
  public:
@@ -127,6 +128,58 @@ class StripAccents : public Normalizer {
   }
 };
 
+// BERT's normalizer, its four steps in `tokenizers`' order:
+//   clean_text: drop NUL, U+FFFD and control characters (is_bert_control), white space -> ' ';
+//   handle_chinese_chars: put a space on each side of every CJK ideograph;
+//   strip_accents (defaults to `lowercase`): NFD, then drop nonspacing marks (Mn only, unlike
+//     the StripAccents normalizer, which drops every mark);
+//   lowercase: Rust's char::to_lowercase.
+class BertNormalizer : public Normalizer {
+ public:
+  BertNormalizer(bool clean_text, bool chinese, bool strip_accents, bool lowercase)
+      : clean_text_(clean_text), chinese_(chinese), strip_accents_(strip_accents), lowercase_(lowercase) {}
+  void normalize(std::string& text) const override {
+    std::string out;
+    out.reserve(text.size() + text.size() / 8);
+    for (const char* p = text.data(); p < text.data() + text.size();) {
+      const char32_t c = unicode::next_code_point(p);
+      if (clean_text_) {
+        if (c == 0 || c == 0xFFFD || unicode::is_bert_control(c)) continue;
+        if (unicode::is_white_space(c)) {
+          out += ' ';
+          continue;
+        }
+      }
+      if (chinese_ && unicode::is_cjk_ideograph(c)) {
+        out += ' ';
+        unicode::append_utf8(out, c);
+        out += ' ';
+      } else {
+        unicode::append_utf8(out, c);
+      }
+    }
+    if (strip_accents_) {
+      const std::string decomposed = unicode::normalize(out, unicode::NormalForm::NFD);
+      out.clear();
+      for (const char* p = decomposed.data(); p < decomposed.data() + decomposed.size();) {
+        const char32_t c = unicode::next_code_point(p);
+        if (!unicode::is_nonspacing_mark(c)) unicode::append_utf8(out, c);
+      }
+    }
+    if (lowercase_) {
+      std::string lower;
+      lower.reserve(out.size());
+      for (const char* p = out.data(); p < out.data() + out.size();)
+        unicode::append_lowercase(lower, unicode::next_code_point(p));
+      out.swap(lower);
+    }
+    text.swap(out);
+  }
+
+ private:
+  bool clean_text_, chinese_, strip_accents_, lowercase_;
+};
+
 std::string string_field(const json& j, const char* key, const std::string& path) {
   if (!j.contains(key) || !j[key].is_string())
     throw input_error(path, "normalizer " + j.value("type", std::string("?")) + " lacks the string field '" + key + "'");
@@ -148,6 +201,16 @@ std::unique_ptr<Normalizer> make_normalizer(const json& j, const std::string& pa
   if (type == "StripAccents") return std::make_unique<StripAccents>();
   if (type == "Strip")
     return std::make_unique<Strip>(j.value("strip_left", true), j.value("strip_right", true));
+  if (type == "BertNormalizer") {
+    auto flag = [&](const char* key, bool fallback) {
+      if (!j.contains(key) || j[key].is_null()) return fallback;
+      if (!j[key].is_boolean()) throw input_error(path, std::string("BertNormalizer's '") + key + "' is not a boolean");
+      return j[key].get<bool>();
+    };
+    const bool lowercase = flag("lowercase", true);
+    return std::make_unique<BertNormalizer>(flag("clean_text", true), flag("handle_chinese_chars", true),
+                                            flag("strip_accents", lowercase), lowercase);
+  }
   if (type == "Prepend") return std::make_unique<Prepend>(string_field(j, "prepend", path));
   if (type == "Replace") {
     const json& pattern = j.value("pattern", json());

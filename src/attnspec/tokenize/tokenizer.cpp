@@ -1,5 +1,5 @@
 // Loading a checkpoint's tokenizer files and running the `tokenizers` pipeline: added tokens,
-// normalizer, added tokens on normalized text, pre-tokenizer, BPE model.
+// normalizer, added tokens on normalized text, pre-tokenizer, BPE or WordPiece model.
 #include "attnspec/tokenize/tokenizer.h"
 
 #include <sentencepiece_processor.h>
@@ -9,6 +9,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "attnspec/common/error.h"
 #include "attnspec/tokenize/added_tokens.h"
@@ -17,6 +18,7 @@
 #include "attnspec/tokenize/pipeline.h"
 #include "attnspec/tokenize/text.h"
 #include "attnspec/tokenize/unicode.h"
+#include "attnspec/tokenize/wordpiece.h"
 
 namespace attnspec {
 
@@ -53,7 +55,8 @@ class PipelineTokenizer final : public Tokenizer {
  public:
   std::unique_ptr<Normalizer> normalizer;
   std::unique_ptr<PreTokenizer> pre_tokenizer;
-  std::unique_ptr<BpeModel> model;
+  std::unique_ptr<BpeModel> model;             // one of these two
+  std::unique_ptr<WordPieceModel> wordpiece;
   AddedTokenMatcher raw_tokens;         // matched in the text as given
   AddedTokenMatcher normalized_tokens;  // matched in the normalized text
   std::vector<int32_t> prefix, suffix;
@@ -98,8 +101,17 @@ class PipelineTokenizer final : public Tokenizer {
     pieces.clear();
     pieces.push_back({std::move(text), at_start});
     if (pre_tokenizer) pre_tokenizer->split(pieces);
-    for (const Piece& piece : pieces) model->tokenize(piece.text, ids, cache);
+    if (wordpiece)
+      for (const Piece& piece : pieces) wordpiece->tokenize(piece.text, ids, cache);
+    else
+      for (const Piece& piece : pieces) model->tokenize(piece.text, ids, cache);
   }
+
+ public:
+  std::optional<int32_t> model_token_id(std::string_view token) const {
+    return wordpiece ? wordpiece->token_id(token) : model->token_id(token);
+  }
+  const Vocab& model_vocab() const { return wordpiece ? wordpiece->vocab() : model->vocab(); }
 };
 
 class SentencePieceTokenizer final : public Tokenizer {
@@ -187,7 +199,7 @@ int32_t token_id_by_name(const PipelineTokenizer& tok, const std::vector<AddedTo
                          const std::string& name, const std::string& path) {
   for (const AddedToken& t : added)
     if (t.content == name) return t.id;
-  if (auto id = tok.model->token_id(name)) return *id;
+  if (auto id = tok.model_token_id(name)) return *id;
   throw input_error(path, "special token '" + name + "' is not in the vocabulary");
 }
 
@@ -299,21 +311,45 @@ Vocab parse_vocab(const json& j, const std::string& path) {
   return vocab;
 }
 
-size_t vocab_size(const BpeModel& model, const std::vector<AddedToken>& added) {
+size_t vocab_size(const Vocab& vocab, const std::vector<AddedToken>& added) {
   int32_t top = -1;
-  for (const auto& [token, id] : model.vocab()) top = std::max(top, id);
+  for (const auto& [token, id] : vocab) top = std::max(top, id);
   for (const AddedToken& t : added) top = std::max(top, t.id);
   return static_cast<size_t>(top + 1);
 }
 
-// The model, normalizer, pre-tokenizer and added tokens of a tokenizer.json object.
+// The normalizer, pre-tokenizer and added tokens of a tokenizer.json object (the model is the caller's).
+void load_parts(PipelineTokenizer& tok, const json& j, const std::string& path, std::vector<AddedToken>& added) {
+  tok.normalizer = make_normalizer(j.value("normalizer", json()), path);
+  tok.pre_tokenizer = make_pre_tokenizer(j.value("pre_tokenizer", json()), path);
+  added = parse_added_tokens(j.value("added_tokens", json()), path);
+  build_added_matchers(tok, added);
+}
+
+// The post-processor (or, without one, BOS/EOS from tokenizer_config.json), then the size in the
+// description.
+void load_specials(PipelineTokenizer& tok, const json& j, const fs::path& dir, const std::string& path,
+                   const std::vector<AddedToken>& added) {
+  const json& post = j.value("post_processor", json());
+  if (!post.is_null()) {
+    parse_post_processor(post, path, tok.prefix, tok.suffix);
+  } else {
+    const json config = read_config(dir);
+    specials_from_config(config, dir, [&](const std::string& name) {
+      return token_id_by_name(tok, added, name, (dir / "tokenizer_config.json").string());
+    }, false, tok.prefix, tok.suffix);
+  }
+  tok.description += ", " + std::to_string(vocab_size(tok.model_vocab(), added)) + " tokens (tokenizer.json)";
+}
+
+// The BPE model, normalizer, pre-tokenizer and added tokens of a tokenizer.json object.
 std::unique_ptr<PipelineTokenizer> build_pipeline(const json& j, const std::string& path, std::vector<AddedToken>& added) {
   if (!j.is_object()) throw input_error(path, "expected a JSON object");
   if (!j.contains("model") || !j["model"].is_object()) throw input_error(path, "no 'model' object");
   const json& m = j["model"];
   const std::string type = m.value("type", std::string(m.contains("merges") ? "BPE" : ""));
   if (type != "BPE")
-    throw input_error(path, "unsupported model type '" + type + "' (supported: BPE)");
+    throw input_error(path, "unsupported model type '" + type + "' (supported: BPE, WordPiece)");
   if (!m.contains("vocab") || !m.contains("merges"))
     throw input_error(path, "the BPE model lacks 'vocab' or 'merges'");
 
@@ -331,11 +367,36 @@ std::unique_ptr<PipelineTokenizer> build_pipeline(const json& j, const std::stri
   options.continuing_subword_prefix = optional_string("continuing_subword_prefix");
   options.end_of_word_suffix = optional_string("end_of_word_suffix");
   tok->model = std::make_unique<BpeModel>(std::move(vocab), merges, options, path);
+  load_parts(*tok, j, path, added);
+  const bool byte_level = tok->pre_tokenizer && is_byte_level(*tok->pre_tokenizer);
+  tok->description = byte_level ? "byte-level BPE"
+                     : options.byte_fallback ? "SentencePiece-style BPE with byte fallback"
+                                             : "BPE";
+  return tok;
+}
 
-  tok->normalizer = make_normalizer(j.value("normalizer", json()), path);
-  tok->pre_tokenizer = make_pre_tokenizer(j.value("pre_tokenizer", json()), path);
-  added = parse_added_tokens(j.value("added_tokens", json()), path);
-  build_added_matchers(*tok, added);
+// BERT's WordPiece: {"type": "WordPiece", "vocab", "unk_token", "continuing_subword_prefix",
+// "max_input_chars_per_word"}. Truncation and padding settings are ignored: attnspec cuts its
+// own windows.
+std::unique_ptr<Tokenizer> load_wordpiece_json(const fs::path& dir, const json& j) {
+  const std::string path = (dir / "tokenizer.json").string();
+  const json& m = j["model"];
+  if (!m.contains("vocab")) throw input_error(path, "the WordPiece model lacks 'vocab'");
+  WordPieceOptions options;
+  if (m.contains("unk_token") && !m["unk_token"].is_null()) options.unk_token = m["unk_token"].get<std::string>();
+  if (m.contains("continuing_subword_prefix") && !m["continuing_subword_prefix"].is_null())
+    options.continuing_subword_prefix = m["continuing_subword_prefix"].get<std::string>();
+  if (m.contains("max_input_chars_per_word") && !m["max_input_chars_per_word"].is_null()) {
+    if (!m["max_input_chars_per_word"].is_number_unsigned())
+      throw input_error(path, "the WordPiece model's 'max_input_chars_per_word' is not a non-negative integer");
+    options.max_input_chars_per_word = m["max_input_chars_per_word"].get<size_t>();
+  }
+  auto tok = std::make_unique<PipelineTokenizer>();
+  tok->wordpiece = std::make_unique<WordPieceModel>(parse_vocab(m["vocab"], path), std::move(options), path);
+  tok->description = "WordPiece";
+  std::vector<AddedToken> added;
+  load_parts(*tok, j, path, added);
+  load_specials(*tok, j, dir, path, added);
   return tok;
 }
 
@@ -343,26 +404,11 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const fs::path& dir) {
   const fs::path file = dir / "tokenizer.json";
   const std::string path = file.string();
   const json j = parse_json_file(file);
+  if (j.is_object() && j.contains("model") && j["model"].is_object() && j["model"].value("type", std::string()) == "WordPiece")
+    return load_wordpiece_json(dir, j);
   std::vector<AddedToken> added;
   auto tok = build_pipeline(j, path, added);
-  const BpeOptions& options = tok->model->options();
-
-  const json& post = j.value("post_processor", json());
-  if (!post.is_null()) {
-    parse_post_processor(post, path, tok->prefix, tok->suffix);
-  } else {
-    const json config = read_config(dir);
-    specials_from_config(config, dir, [&](const std::string& name) {
-      return token_id_by_name(*tok, added, name, (dir / "tokenizer_config.json").string());
-    }, false, tok->prefix, tok->suffix);
-  }
-
-  const bool byte_level = tok->pre_tokenizer && is_byte_level(*tok->pre_tokenizer);
-  std::string kind = byte_level ? "byte-level BPE"
-                     : options.byte_fallback ? "SentencePiece-style BPE with byte fallback"
-                                             : "BPE";
-  tok->description = kind + ", " + std::to_string(vocab_size(*tok->model, added)) +
-                     " tokens (tokenizer.json)";
+  load_specials(*tok, j, dir, path, added);
   return tok;
 }
 
@@ -392,7 +438,7 @@ std::unique_ptr<Tokenizer> load_gpt2_files(const fs::path& dir) {
   tok->model = std::make_unique<BpeModel>(std::move(vocab), merges, BpeOptions{}, merges_file.string());
   tok->pre_tokenizer = make_gpt2_pre_tokenizer();
   build_added_matchers(*tok, added);
-  tok->description = "byte-level BPE, " + std::to_string(vocab_size(*tok->model, added)) +
+  tok->description = "byte-level BPE, " + std::to_string(vocab_size(tok->model_vocab(), added)) +
                      " tokens (vocab.json + merges.txt)";
   return tok;
 }
@@ -424,6 +470,53 @@ std::unique_ptr<Tokenizer> load_sentencepiece(const fs::path& dir) {
   return tok;
 }
 
+// A BERT folder with vocab.txt and no tokenizer.json: the pipeline `transformers` builds for
+// BertTokenizer from tokenizer_config.json (do_lower_case, tokenize_chinese_chars, strip_accents;
+// BertNormalizer, BertPreTokenizer, WordPiece with "##" and 100 characters, [CLS] ... [SEP]).
+std::unique_ptr<Tokenizer> load_vocab_txt(const fs::path& dir) {
+  const fs::path file = dir / "vocab.txt";
+  const std::string path = file.string();
+  const json config = read_config(dir);
+  const std::string config_path = (dir / "tokenizer_config.json").string();
+  auto flag = [&](const char* key, bool fallback) {
+    if (!config.contains(key) || config[key].is_null()) return fallback;
+    if (!config[key].is_boolean()) throw input_error(config_path, std::string("'") + key + "' is not a boolean");
+    return config[key].get<bool>();
+  };
+  auto name = [&](const char* key, const char* fallback) { return config_token(config, key).value_or(fallback); };
+  const bool lowercase = flag("do_lower_case", true);
+  json description = {{"type", "BertNormalizer"},
+                      {"clean_text", true},
+                      {"handle_chinese_chars", flag("tokenize_chinese_chars", true)},
+                      {"strip_accents", flag("strip_accents", lowercase)},
+                      {"lowercase", lowercase}};
+  auto tok = std::make_unique<PipelineTokenizer>();
+  tok->normalizer = make_normalizer(description, config_path);
+  tok->pre_tokenizer = make_pre_tokenizer(json{{"type", "BertPreTokenizer"}}, path);
+  WordPieceOptions options;
+  options.unk_token = name("unk_token", "[UNK]");
+  Vocab vocab = parse_vocab_txt(read_file(file));
+  if (vocab.empty()) throw input_error(path, "holds no tokens");
+  tok->wordpiece = std::make_unique<WordPieceModel>(std::move(vocab), options, path);
+  // The special tokens that are in the vocabulary are matched whole in the raw text.
+  std::vector<AddedToken> added;
+  const std::pair<const char*, const char*> specials[] = {
+      {"pad_token", "[PAD]"}, {"unk_token", "[UNK]"}, {"cls_token", "[CLS]"}, {"sep_token", "[SEP]"}, {"mask_token", "[MASK]"}};
+  for (const auto& [key, fallback] : specials) {
+    const std::string content = name(key, fallback);
+    if (auto id = tok->wordpiece->token_id(content)) added.push_back({content, *id, true, false, false, false, false});
+  }
+  build_added_matchers(*tok, added);
+  for (auto [key, fallback, list] : {std::tuple{"cls_token", "[CLS]", &tok->prefix}, {"sep_token", "[SEP]", &tok->suffix}}) {
+    const std::string content = name(key, fallback);
+    const auto id = tok->wordpiece->token_id(content);
+    if (!id) throw input_error(path, std::string(key) + " '" + content + "' is not in the vocabulary");
+    list->push_back(*id);
+  }
+  tok->description = "WordPiece, " + std::to_string(vocab_size(tok->model_vocab(), added)) + " tokens (vocab.txt)";
+  return tok;
+}
+
 }  // namespace
 
 std::unique_ptr<Tokenizer> bpe_tokenizer_from_json(const json& tokenizer_json, const std::string& where,
@@ -446,7 +539,7 @@ bool Tokenizer::present(const fs::path& dir) {
   if (fs::is_regular_file(dir, ec)) return true;  // GGUF / llama2.c: load() says what is missing
   return fs::is_regular_file(dir / "tokenizer.json", ec) ||
          (fs::is_regular_file(dir / "vocab.json", ec) && fs::is_regular_file(dir / "merges.txt", ec)) ||
-         fs::is_regular_file(dir / "tokenizer.model", ec);
+         fs::is_regular_file(dir / "tokenizer.model", ec) || fs::is_regular_file(dir / "vocab.txt", ec);
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::load(const fs::path& dir) {
@@ -467,7 +560,9 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const fs::path& dir) {
   if (fs::is_regular_file(dir / "vocab.json", ec) && fs::is_regular_file(dir / "merges.txt", ec))
     return json_errors_are_input_errors(dir / "vocab.json", [&] { return load_gpt2_files(dir); });
   if (fs::is_regular_file(dir / "tokenizer.model", ec)) return load_sentencepiece(dir);
-  throw input_error(dir.string(), "no tokenizer files (tokenizer.json, vocab.json + merges.txt, or tokenizer.model)");
+  if (fs::is_regular_file(dir / "vocab.txt", ec))
+    return json_errors_are_input_errors(dir / "tokenizer_config.json", [&] { return load_vocab_txt(dir); });
+  throw input_error(dir.string(), "no tokenizer files (tokenizer.json, vocab.json + merges.txt, tokenizer.model or vocab.txt)");
 }
 
 }  // namespace attnspec

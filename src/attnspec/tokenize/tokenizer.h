@@ -1,6 +1,6 @@
 // Tokenizers driven by a checkpoint's own files, producing exactly the ids of Hugging Face
 // `tokenizers` (`encode(text, add_special_tokens=False)`), plus the per-window special tokens its
-// post-processor adds (BOS for Llama-3 and Mistral, nothing for GPT-2 and Qwen2).
+// post-processor adds (BOS for Llama-3 and Mistral, [CLS] ... [SEP] for BERT, nothing for GPT-2 and Qwen2).
 #pragma once
 
 #include <cstdint>
@@ -15,9 +15,9 @@ namespace attnspec {
 class Tokenizer {
  public:
   // Loads `dir/tokenizer.json`, or GPT-2's `vocab.json` + `merges.txt`, or `tokenizer.model`
-  // (SentencePiece), in that order of preference; or, given a file, the tokenizer of a GGUF file,
-  // a llama2.c tok*.bin, or the tok*.bin beside a llama2.c checkpoint (file_tokenizers.h).
-  // Throws InputError naming the file on bad input.
+  // (SentencePiece), or BERT's `vocab.txt` (WordPiece), in that order of preference; or, given a
+  // file, the tokenizer of a GGUF file, a llama2.c tok*.bin, or the tok*.bin beside a llama2.c
+  // checkpoint (file_tokenizers.h). Throws InputError naming the file on bad input.
   static std::unique_ptr<Tokenizer> load(const std::filesystem::path& dir);
   // True when `dir` holds any tokenizer file load() understands, or is a file.
   static bool present(const std::filesystem::path& dir);

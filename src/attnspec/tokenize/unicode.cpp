@@ -119,10 +119,33 @@ bool assigned_by(char32_t c, int major) {
 bool is_punctuation(char32_t c) {
   if (c < 0x80) return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) ||
                        (c >= 0x5B && c <= 0x60) || (c >= 0x7B && c <= 0x7E);
-  // `tokenizers` takes the P* categories from the unicode_categories crate: Unicode 8.0.
+  // `tokenizers` takes the P* categories from the unicode_categories crate: Unicode 8.0. Two
+  // characters were Po then and are not now (U+166D is So, U+111C9 Mn).
+  if (c == 0x166D || c == 0x111C9) return true;
   return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_P_MASK) != 0 && assigned_by(c, 8);
 }
 
+bool is_bert_control(char32_t c) {
+  if (c == '\t' || c == '\n' || c == '\r') return false;
+  constexpr uint32_t kOther = U_GC_CC_MASK | U_GC_CF_MASK | U_GC_CO_MASK;
+  return (U_GET_GC_MASK(static_cast<UChar32>(c)) & kOther) != 0 && assigned_by(c, 8);
+}
+
+bool is_nonspacing_mark(char32_t c) {
+  // Unicode 8.0's Mn: U+1734 was Mn then (Mc now); U+1885, U+1886 (Lo then), U+A9BD (Mc then)
+  // and U+111C9 (Po then) were not. Found by comparing every code point with `tokenizers`.
+  if (c == 0x1734) return true;
+  if (c == 0x1885 || c == 0x1886 || c == 0xA9BD || c == 0x111C9) return false;
+  return c >= 0x300 && (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_MN_MASK) != 0 && assigned_by(c, 8);
+}
+
+bool is_cjk_ideograph(char32_t c) {
+  // The ranges of `tokenizers`' is_chinese_char (BERT's original list; Extension E starts at
+  // U+2B920 there).
+  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+         (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+         (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
 
 void append_lowercase(std::string& out, char32_t c) {
   if (c < 0x80) {

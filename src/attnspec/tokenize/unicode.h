@@ -50,6 +50,13 @@ bool is_punctuation(char32_t c);
 // A mark (general category M) known to Unicode 9.0: what StripAccents removes, as `tokenizers`
 // (unicode-normalization's is_combining_mark) does.
 bool is_combining_mark(char32_t c);
+// BertNormalizer's clean_text: a control character to drop (general category Cc, Cf or Co as
+// the unicode_categories crate knows them, i.e. Unicode 8.0; tab, newline and CR excepted).
+bool is_bert_control(char32_t c);
+// BertNormalizer's strip_accents: a nonspacing mark (Mn, Unicode 8.0 tables).
+bool is_nonspacing_mark(char32_t c);
+// BertNormalizer's handle_chinese_chars: the CJK ideograph blocks BERT pads with spaces.
+bool is_cjk_ideograph(char32_t c);
 // Rust's char::to_lowercase (full mapping, one code point at a time, no context).
 void append_lowercase(std::string& out, char32_t c);
 
