@@ -113,6 +113,7 @@ py::dict config_dict(const ModelConfig& c) {
   d["softmax_scale"] = c.softmax_scale;
   d["sliding_window"] = c.sliding_window;
   d["positions"] = c.learned_positions ? std::string("learned") : c.rope_description;
+  d["attn_softcap"] = c.attn_softcap;  // 0: none
   return d;
 }
 

@@ -98,3 +98,55 @@ def test_sliding_window_changes_later_layers(checkpoints):
     ours = attnspec.Model.load(str(path)).capture(ids)
     no_window = hf_oracle.capture(path, ids, sliding_window=None)
     assert rel_diff(ours[1]["Q"].astype(np.float64), no_window["Q"][1]) > 1e-3
+
+
+# Config fields and tensors of the newer families that attnspec validates before any compute: one
+# clear line, exit status 2. (family, variant, config changes or tensor edit, words in the message)
+BAD_FAMILY_INPUTS = [
+    ("phi3", "base", {"rope_parameters": {"rope_type": "longrope", "rope_theta": 10000.0,
+                                          "short_factor": [1.0] * 4, "long_factor": [1.0] * 4}}, ["longrope", "phi3"]),
+    ("gemma2", "base", {"layer_types": ["sliding_attention", "chunked_attention", "full_attention", "full_attention"]},
+     ["layer_types[1]", "chunked_attention"]),
+    ("gemma2", "base", {"use_bidirectional_attention": True}, ["use_bidirectional_attention"]),
+    ("gemma2", "base", {"attn_logit_softcapping": -1.0}, ["attn_logit_softcapping"]),
+    ("gpt_neox", "base", {"hidden_act": "swish"}, ["hidden_act", "swish"]),
+    ("opt", "base", {"activation_function": "tanh"}, ["activation_function", "tanh"]),
+    ("gpt_neox", "base", "query_key_value", ["query_key_value", "shape"]),
+    ("phi3", "base", "gate_up_proj", ["gate_up_proj", "shape"]),
+    ("qwen3", "base", "q_norm", ["q_norm", "missing"]),
+    ("opt", "post_ln_project", "project_in", ["project_in", "missing"]),
+]
+
+
+@pytest.mark.parametrize("family,variant,change,words", BAD_FAMILY_INPUTS)
+def test_bad_family_inputs_are_one_clear_error(checkpoints, tmp_path, family, variant, change, words):
+    import json
+    import shutil
+    import subprocess
+
+    from safetensors.torch import load_file, save_file
+
+    model = tmp_path / "model"
+    shutil.copytree(checkpoints(family, variant), model)
+    if isinstance(change, dict):
+        cfg = json.loads((model / "config.json").read_text())
+        cfg.update(change)
+        (model / "config.json").write_text(json.dumps(cfg))
+    else:  # layer 0's tensor named `change`: truncate a fused weight's rows, or drop the tensor
+        tensors = load_file(str(model / "model.safetensors"))
+        name = next(k for k in tensors if change in k and (".0." in k or "layers" not in k) and k.endswith("weight"))
+        if change in ("q_norm", "project_in"):
+            del tensors[name]
+        else:
+            tensors[name] = tensors[name][:-1].contiguous()
+        save_file(tensors, str(model / "model.safetensors"), metadata={"format": "pt"})
+    ids = tmp_path / "ids.txt"
+    ids.write_text(" ".join(map(str, token_ids(16))))
+    out = tmp_path / "out"
+    proc = subprocess.run(["attnspec", "analyze", "--model", str(model), "--token-ids", str(ids), "--ctx", "16",
+                           "--out", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("attnspec: error: "), proc.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -69,15 +70,17 @@ size_t estimate_run_bytes(const Model& m, int n, int threads) {
   size_t widened = 0;
   if (!m.layers.empty()) {
     const LayerSpec& L = m.layers[0];
+    std::vector<std::string> seen;  // fused weights (qkv_proj, gate_up_proj) count once
     for (const auto* name : {&L.q.weight, &L.k.weight, &L.v.weight, &L.o.weight, &L.up.weight, &L.gate.weight,
                              &L.down.weight})
-      if (!name->empty()) {
+      if (!name->empty() && std::find(seen.begin(), seen.end(), *name) == seen.end()) {
+        seen.push_back(*name);
         const TensorView& t = m.store->at(*name);
         if (t.dtype != DType::F32) widened += size_t(t.numel()) * 4;
       }
   }
   const size_t qd = size_t(c.n_heads) * c.head_dim, kvd = size_t(c.n_kv_heads) * c.head_dim;
-  const size_t activations = size_t(n) * (3 * size_t(c.d_model) + 2 * qd + 2 * kvd + 2 * size_t(c.d_ff)) * 4;
+  const size_t activations = size_t(n) * ((c.parallel_residual ? 5 : 4) * size_t(c.d_model) + 2 * qd + 2 * kvd + 2 * size_t(c.d_ff)) * 4;
   const size_t scores = size_t(threads) * 128 * size_t(n) * 4;
   return widened + activations + scores + (64ull << 20);  // + code, spectra, buffers
 }
