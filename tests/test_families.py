@@ -100,6 +100,69 @@ def test_sliding_window_changes_later_layers(checkpoints):
     assert rel_diff(ours[1]["Q"].astype(np.float64), no_window["Q"][1]) > 1e-3
 
 
+def test_soft_capped_field_spectra_match_transformers(checkpoints):
+    """Gemma2 soft-caps its logits (cap * tanh(s q.k / cap)): attnspec reports the pre-cap E~ (the
+    fixed *_field spectra, checked above) and the capped field in both conventions, each matching a
+    dense float64 SVD of the capped logits built from transformers' own Q, K, scale and cap."""
+    path = checkpoints("gemma2", "base")
+    ids = token_ids()
+    ref = hf_oracle.capture(path, ids)
+    model = attnspec.Model.load(str(path))
+    assert model.config["attn_softcap"] == 2.0
+    unmasked = model.capped_field_spectra(ids)  # [L, H, n]
+    causal = model.capped_field_spectra(ids, causal=True)
+    field = model.field_spectra(ids)
+    c = ref["config"]
+    assert unmasked.shape == causal.shape == (c["n_layers"], c["H"], len(ids))
+    worst = 0.0
+    for layer in range(c["n_layers"]):
+        cap, s, window = ref["softcap"][layer], ref["scale"][layer], ref["sliding_window"][layer]
+        assert cap == 2.0
+        for h in range(c["H"]):
+            Qh, Kg = ref["Q"][layer, h], ref["K"][layer, hf_oracle.kv_head_of(h, c["H"], c["G"])]
+            dense = hf_oracle.capped_field_singular_values(Qh, Kg, s, cap)
+            dense_c = hf_oracle.causal_capped_field_singular_values(Qh, Kg, s, cap, window)
+            err = np.max(np.abs(unmasked[layer, h] - dense)) / dense[0]
+            err_c = np.max(np.abs(causal[layer, h] - dense_c)) / dense_c[0]
+            worst = max(worst, err, err_c)
+            assert err < 1e-6 and err_c < 1e-6, f"layer {layer} head {h}: capped field differs by {err:.2e} / {err_c:.2e}"
+            assert hf_oracle.k_tau(unmasked[layer, h], 0.9) == hf_oracle.k_tau(dense, 0.9)
+            # The cap bites: the capped spectrum is not the pre-cap one, and has more than d_h values.
+            pre = hf_oracle.field_singular_values(Qh, Kg, s)
+            assert abs(dense[0] - pre[0]) > 1e-2 * pre[0]
+            assert dense[c["d_h"]] > 1e-6 * dense[0]
+            assert np.max(np.abs(field[layer, h] - pre[: field.shape[2]])) < 1e-6 * pre[0]
+    print(f"gemma2 capped field: max |sigma - oracle| / sigma_1 = {worst:.2e}")
+
+
+def test_capped_columns_in_analyze_output(checkpoints, tmp_path):
+    """`attnspec analyze` on a soft-capped model adds the *_field_capped columns (and *_causal_capped
+    with --field both) and says so in summary.json; an uncapped model's heads.csv has neither."""
+    import csv
+    import json
+    import subprocess
+
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text(" ".join(map(str, token_ids())))
+    for family, capped in [("gemma2", True), ("llama", False)]:
+        out = tmp_path / family
+        path = checkpoints(family, "base")
+        proc = subprocess.run(["attnspec", "analyze", "--model", str(path), "--token-ids", str(ids_file), "--ctx", "40",
+                               "--out", str(out), "--field", "both", "--save-spectra"], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        with open(out / "heads.csv") as f:
+            rows = list(csv.DictReader(f))
+        header = rows[0].keys()
+        assert ("k90_field_capped" in header) == capped and ("k90_causal_capped" in header) == capped
+        summary = json.loads((out / "summary.json").read_text())
+        assert ("field_capped" in summary["conventions"]) == capped
+        if capped:
+            assert summary["model"]["attn_softcap"] == 2.0
+            first = json.loads((out / "spectra.jsonl").read_text().splitlines()[0])
+            assert len(first["field_capped"]) == 40 and len(first["causal_capped"]) == 40
+            assert all(int(r["k90_field_capped"]) >= 1 for r in rows)
+
+
 # Config fields and tensors of the newer families that attnspec validates before any compute: one
 # clear line, exit status 2. (family, variant, config changes or tensor edit, words in the message)
 BAD_FAMILY_INPUTS = [

@@ -105,11 +105,14 @@ std::vector<int32_t> tokenize_file(const std::filesystem::path& tokenizer_dir, c
   return tokenizer->encode(read_text_file(text, options));
 }
 
-nlohmann::json run_analyze(const AnalyzeRequest& rq) {
+nlohmann::json run_analyze(const AnalyzeRequest& request) {
   const auto t_start = Clock::now();
   // Everything is read and checked before the output folder is touched.
-  auto model = load_model(rq.model);
+  auto model = load_model(request.model);
   const ModelConfig& c = model->config;
+  AnalyzeRequest with_model = request;
+  with_model.options.capped = c.attn_softcap > 0;  // soft-capped logits: the capped field too
+  const AnalyzeRequest& rq = with_model;
   PreparedInput prepared = prepare_input(rq.input(), c);
   const Windows& windows = prepared.windows;
   nlohmann::json& input = prepared.description;
@@ -241,6 +244,7 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
           {"mlp", totals.mlp}}}}},
   };
   summary["conventions"].update(extras_conventions_json(rq.options));
+  if (c.attn_softcap > 0) summary["model"]["attn_softcap"] = c.attn_softcap;
   out.finish(nw, [&](const std::string& heads_csv) {
     summary["aggregates"] = aggregates_from_csv(heads_csv);
     return summary;
