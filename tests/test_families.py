@@ -213,3 +213,30 @@ def test_bad_family_inputs_are_one_clear_error(checkpoints, tmp_path, family, va
     assert len(lines) == 1 and lines[0].startswith("attnspec: error: "), proc.stderr
     for w in words:
         assert w in lines[0], (w, lines[0])
+
+
+def test_gemma3_multimodal_sparse_text_config(checkpoints, tmp_path):
+    """Published gemma3 configs name only what differs from Gemma3TextConfig's defaults (no heads,
+    vocabulary or RoPE fields): attnspec fills in the same defaults, and the legacy rope_theta /
+    rope_local_base_freq path gives the same queries and keys as the full config."""
+    import json
+    import shutil
+
+    src = checkpoints("gemma3", "multimodal")
+    model = tmp_path / "model"
+    shutil.copytree(src, model)
+    cfg = json.loads((model / "config.json").read_text())
+    text = cfg["text_config"]
+    assert text["num_key_value_heads"] == 1 and text["head_dim"] == 16  # not the defaults: kept
+    dropped = {"rope_parameters", "rms_norm_eps", "max_position_embeddings", "rope_theta", "rope_local_base_freq"}
+    cfg["text_config"] = {k: v for k, v in text.items() if k not in dropped}
+    (model / "config.json").write_text(json.dumps(cfg))
+    ids = token_ids()
+    ref = hf_oracle.capture(src, ids)
+    ours = attnspec.Model.load(str(model))
+    assert ours.config["max_positions"] == 131072  # Gemma3TextConfig's default
+    assert "theta=1e+06" in ours.config["positions"] and "theta=10000" in ours.config["positions"]
+    for layer, got in enumerate(ours.capture(ids)):
+        for name in ("Q", "K"):
+            diff = rel_diff(got[name].astype(np.float64), ref[name][layer])
+            assert diff < 1e-4, f"layer {layer} {name}: relative difference {diff:.2e}"

@@ -371,7 +371,17 @@ void read_gemma3(const JsonFields& cfg, ModelConfig& c, Biases& b) {
   const auto& raw = cfg.raw();
   if (!raw.contains("text_config") || !raw["text_config"].is_object())
     throw input_error(cfg.where(), "model_type gemma3 needs a text_config object (the language model's config)");
-  read_gemma3_text(JsonFields(raw["text_config"], cfg.where() + " text_config"), c, b);
+  // Published multimodal configs list only what differs from transformers' Gemma3TextConfig
+  // defaults (gemma-3-4b's names neither heads nor vocabulary), so those defaults fill the gaps.
+  nlohmann::json text = raw["text_config"];
+  const std::pair<const char*, nlohmann::json> defaults[] = {
+      {"vocab_size", 262208}, {"hidden_size", 2304}, {"intermediate_size", 9216}, {"num_hidden_layers", 26},
+      {"num_attention_heads", 8}, {"num_key_value_heads", 4}, {"head_dim", 256}, {"max_position_embeddings", 131072},
+      {"rms_norm_eps", 1e-6}, {"query_pre_attn_scalar", 256}, {"sliding_window", 4096}, {"rope_theta", 1e6},
+      {"rope_local_base_freq", 1e4}};
+  for (const auto& [key, value] : defaults)
+    if (!text.contains(key)) text[key] = value;
+  read_gemma3_text(JsonFields(text, cfg.where() + " text_config"), c, b);
 }
 
 const std::vector<FamilyTable>& family_tables() {
