@@ -669,9 +669,9 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
       const bool gated = c.mlp == MlpKind::SwiGLU || c.mlp == MlpKind::GeGLU;
       if (gated) L.gate = linear(table->gate, l, c.d_ff, d, bias.mlp);
       L.down = linear(table->down, l, d, c.d_ff, bias.mlp);
-      std::vector<const LinearSpec*> separate = {&L.o, &L.down};
+      std::vector<const LinearSpec*> separate;  // checked in the order q, k, v, o, up, gate, down
       if (table->fused_qkv == FusedQkv::None) {
-        separate.insert(separate.end(), {&L.q, &L.k, &L.v});
+        separate = {&L.q, &L.k, &L.v};
       } else {
         // One [qd + 2 kvd, d] weight (and bias): Q | K | V row blocks, or per head [Q_h; K_h; V_h].
         if (table->fused_qkv == FusedQkv::Blocks) {
@@ -688,6 +688,7 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
         expect_tensor(store, path, L.q.weight, {qd + 2 * kvd, d});
         if (bias.qkv) expect_tensor(store, path, L.q.bias, {qd + 2 * kvd});
       }
+      separate.push_back(&L.o);
       if (table->fused_gate_up) {
         // One [2 d_ff, d] weight: gate rows first, then up (transformers' chunk(2)).
         L.up.row_offset = c.d_ff;
@@ -697,6 +698,7 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
         separate.push_back(&L.up);
         if (gated) separate.push_back(&L.gate);
       }
+      separate.push_back(&L.down);
       for (const LinearSpec* s : separate) {
         expect_tensor(store, path, s->weight, {s->out, s->in});
         if (!s->bias.empty()) expect_tensor(store, path, s->bias, {s->out});
