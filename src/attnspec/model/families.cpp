@@ -1,6 +1,7 @@
 // The families attnspec describes, as data: which config.json fields give the shapes, and a table
 // of weight names. Adding a family means adding a FamilyTable row and, if its config speaks a
 // dialect of its own, a reader; the forward pass does not change.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -315,10 +316,11 @@ void read_gemma_common(const JsonFields& cfg, ModelConfig& c, Biases& b) {
 // Sliding-window layers per `sliding`, with the config's window (none when it is null or 0).
 void apply_windows(const JsonFields& cfg, ModelConfig& c, const std::vector<char>& sliding) {
   c.sliding_window.assign(c.n_layers, 0);
-  const int window = cfg.has("sliding_window") ? static_cast<int>(cfg.integer("sliding_window")) : 0;
-  if (window < 0) throw input_error(cfg.where(), "sliding_window must not be negative");
+  const int64_t window = cfg.has("sliding_window") ? cfg.integer("sliding_window") : 0;
+  if (window < 0 || window > (int64_t(1) << 30))
+    throw input_error(cfg.where(), "sliding_window " + std::to_string(window) + " is out of range");
   for (int l = 0; l < c.n_layers; ++l)
-    if (sliding[l]) c.sliding_window[l] = window;
+    if (sliding[l]) c.sliding_window[l] = static_cast<int>(window);
 }
 
 // Gemma2: every other layer (0, 2, ...) local unless layer_types says otherwise; logits soft-capped.
@@ -334,12 +336,14 @@ void read_gemma2(const JsonFields& cfg, ModelConfig& c, Biases& b) {
 void read_gemma3_text(const JsonFields& cfg, ModelConfig& c, Biases& b) {
   read_gemma_common(cfg, c, b);
   c.qk_norm = true;
-  const int pattern = static_cast<int>(cfg.integer("sliding_window_pattern", 6));
-  if (pattern <= 0) throw input_error(cfg.where(), "sliding_window_pattern must be positive");
+  const int64_t pattern = cfg.integer("sliding_window_pattern", 6);
+  if (pattern <= 0 || pattern > (int64_t(1) << 30))
+    throw input_error(cfg.where(), "sliding_window_pattern " + std::to_string(pattern) + " is out of range");
   const std::vector<char> sliding = sliding_layers(cfg, c, [pattern](int l) { return (l + 1) % pattern != 0; });
   apply_windows(cfg, c, sliding);
   c.local_rope = sliding;
   const auto& raw = cfg.raw();
+  if (c.head_dim % 2 != 0) throw input_error(cfg.where(), "head_dim " + std::to_string(c.head_dim) + " must be even for RoPE");
   c.rotary_dim = c.head_dim;
   const nlohmann::json empty = nlohmann::json::object();
   std::string local_desc;
@@ -604,7 +608,10 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
       bits = (bits + 0x7fff + ((bits >> 16) & 1)) & 0xffff0000u;  // round to nearest even
       std::memcpy(&c.embed_scale, &bits, 4);
     } else if (t == DType::F16) {
-      c.embed_scale = static_cast<float>(static_cast<_Float16>(c.embed_scale));
+      // Nearest float16 (ties to even): keep 11 significant bits; spacing 2^-24 below the normals.
+      const double x = c.embed_scale;
+      const double spacing = std::ldexp(1.0, std::max(std::ilogb(x), -14) - 10);
+      c.embed_scale = x > 65504 ? INFINITY : static_cast<float>(std::nearbyint(x / spacing) * spacing);
     }
   }
 
