@@ -115,6 +115,7 @@ py::dict config_dict(const ModelConfig& c) {
   d["sliding_window"] = c.sliding_window;
   d["positions"] = c.learned_positions ? std::string("learned") : c.rope_description;
   d["attention"] = c.causal ? "causal" : "bidirectional";
+  d["attn_softcap"] = c.attn_softcap;  // 0: none
   return d;
 }
 
@@ -340,7 +341,29 @@ PYBIND11_MODULE(_core, m) {
              for (const auto& h : w.heads)
                for (int t = 0; t < r; ++t) v(h.layer, h.head, t) = t < int(h.field.sigma.size()) ? h.field.sigma[t] : 0.0;
              return a;
-           }, py::arg("token_ids"));
+           }, py::arg("token_ids"))
+      .def("capped_field_spectra", [](const Model& mdl, const std::vector<int32_t>& ids, bool causal) {
+             // [layers, heads, n] singular values of the soft-capped field (capped.h): unmasked
+             // (causal = false, the E~ convention) or causal (the E~c convention).
+             const ModelConfig& c = mdl.config;
+             if (!(c.attn_softcap > 0)) throw InputError("this model does not soft-cap its attention logits");
+             AnalysisOptions o;
+             if (causal) o.field = FieldMode::Both;
+             o.capped = true;
+             WindowResult w;
+             {
+               py::gil_scoped_release release;
+               w = analyze_window(mdl, ids, 0, c.n_layers - 1, o);
+             }
+             const int n = static_cast<int>(ids.size());
+             py::array_t<double> a({c.n_layers, c.n_heads, n});
+             auto v = a.mutable_unchecked<3>();
+             for (const auto& h : w.heads) {
+               const auto& s = causal ? h.causal_capped.sigma : h.field_capped.sigma;
+               for (int t = 0; t < n; ++t) v(h.layer, h.head, t) = t < int(s.size()) ? s[t] : 0.0;
+             }
+             return a;
+           }, py::arg("token_ids"), py::arg("causal") = false);
 
   m.def("run_analyze", [](const std::filesystem::path& model, std::optional<std::filesystem::path> text,
                           std::optional<std::filesystem::path> token_ids, int ctx, const std::filesystem::path& out,

@@ -32,14 +32,28 @@ from transformers import (
     BertConfig,
     BertForMaskedLM,
     BertModel,
+    Gemma2Config,
+    Gemma2ForCausalLM,
+    Gemma3Config,
+    Gemma3ForCausalLM,
+    Gemma3ForConditionalGeneration,
+    Gemma3TextConfig,
     GPT2Config,
     GPT2LMHeadModel,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
     LlamaConfig,
     LlamaForCausalLM,
     MistralConfig,
     MistralForCausalLM,
+    OPTConfig,
+    OPTForCausalLM,
+    Phi3Config,
+    Phi3ForCausalLM,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
 )
 
 __all__ = [
@@ -57,6 +71,12 @@ __all__ = [
     "energy_field",
     "field_singular_values",
     "causal_field_singular_values",
+    "capped_field",
+    "capped_field_singular_values",
+    "causal_capped_field_singular_values",
+    "QK_NORM_FAMILIES",
+    "GEMMA_FAMILIES",
+    "pre_norm",
     "weights_singular_values",
     "variance_fractions",
     "k_tau",
@@ -76,17 +96,33 @@ FAMILIES = {
     "llama": (LlamaConfig, LlamaForCausalLM),
     "qwen2": (Qwen2Config, Qwen2ForCausalLM),
     "mistral": (MistralConfig, MistralForCausalLM),
+    "qwen3": (Qwen3Config, Qwen3ForCausalLM),
+    "phi3": (Phi3Config, Phi3ForCausalLM),
+    "gpt_neox": (GPTNeoXConfig, GPTNeoXForCausalLM),
+    "opt": (OPTConfig, OPTForCausalLM),
+    "gemma2": (Gemma2Config, Gemma2ForCausalLM),
+    "gemma3_text": (Gemma3TextConfig, Gemma3ForCausalLM),
+    # The multimodal checkpoint (a tiny SigLIP tower beside the language model): attnspec reads
+    # only the language model, from text_config and the language_model.* weights.
+    "gemma3": (Gemma3Config, Gemma3ForConditionalGeneration),
     "bert": (BertConfig, BertForMaskedLM),
 }
 
 #: Encoders: bidirectional attention (no mask), post-LN blocks whose attention reads the residual
 #: stream itself; loaded with AutoModel (the bare encoder).
 ENCODERS = {"bert"}
-#: Families with learned absolute positions instead of rotary embeddings.
-NO_ROPE = {"gpt2", "bert"}
 #: Variants saved from another model class than FAMILIES gives (BertModel saves its tensors
 #: without the "bert." prefix, as sentence-transformers checkpoints do).
 _VARIANT_MODEL_CLASS = {("bert", "no_prefix"): BertModel}
+
+#: Families whose queries and keys are RMS-normalised per head before RoPE (q_norm / k_norm).
+QK_NORM_FAMILIES = {"qwen3", "gemma3_text", "gemma3"}
+#: Families with (1 + w) RMSNorm and embeddings times sqrt(d).
+GEMMA_FAMILIES = {"gemma2", "gemma3_text", "gemma3"}
+#: Families with learned absolute positions (no RoPE).
+LEARNED_POSITION_FAMILIES = {"gpt2", "opt", "bert"}
+#: Families with learned absolute positions instead of rotary embeddings.
+NO_ROPE = LEARNED_POSITION_FAMILIES
 
 _VOCAB = 512
 
@@ -158,6 +194,77 @@ VARIANTS: dict[tuple[str, str], dict] = {
         head_dim=32, num_hidden_layers=2, vocab_size=_VOCAB, sliding_window=12,
         tie_word_embeddings=True,
     ),
+    # d 64 / H 4 / G 2 / explicit d_h 32, per-head q/k RMSNorm, tied (like Qwen3-0.6B).
+    ("qwen3", "base"): dict(
+        hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=32, num_hidden_layers=3, vocab_size=_VOCAB, tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+    ),
+    # d 64 / H 2 / G 1 / explicit d_h 16, q/k/v/o biases (attention_bias), sliding window 8 on
+    # layers >= 1 (use_sliding_window + max_window_layers), untied.
+    ("qwen3", "bias_window"): dict(
+        hidden_size=64, intermediate_size=128, num_attention_heads=2, num_key_value_heads=1,
+        head_dim=16, num_hidden_layers=3, vocab_size=_VOCAB, tie_word_embeddings=False,
+        attention_bias=True, use_sliding_window=True, sliding_window=8, max_window_layers=1,
+    ),
+    # d 64 / H 4 / G 2 / d_h 16, fused qkv_proj and gate_up_proj, partial rotary 0.5 (8 of 16 dims),
+    # sliding window 12 on every layer, untied.
+    ("phi3", "base"): dict(
+        hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
+        num_hidden_layers=3, vocab_size=_VOCAB, tie_word_embeddings=False, sliding_window=12,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
+        pad_token_id=0,
+    ),
+    # d 64 / H 4 / d_h 16, rotary over 4 of 16 dims (rotary_pct 0.25), fused per-head
+    # query_key_value, parallel residual, LayerNorm and linear biases, exact gelu (Pythia).
+    ("gpt_neox", "base"): dict(
+        hidden_size=64, intermediate_size=256, num_attention_heads=4, num_hidden_layers=3,
+        vocab_size=_VOCAB, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.25},
+    ),
+    # d 96 / H 3 / d_h 32, full rotary, sequential residual (use_parallel_residual = false), tied.
+    ("gpt_neox", "sequential"): dict(
+        hidden_size=96, intermediate_size=192, num_attention_heads=3, num_hidden_layers=2,
+        vocab_size=_VOCAB, use_parallel_residual=False, tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 1.0},
+    ),
+    # d 64 / H 4 / d_h 16, pre-LN, learned positions at offset 2, ReLU fc1/fc2, biases, tied (OPT-125m).
+    ("opt", "base"): dict(
+        hidden_size=64, ffn_dim=256, num_attention_heads=4, num_hidden_layers=3, vocab_size=_VOCAB,
+        max_position_embeddings=128, word_embed_proj_dim=64, pad_token_id=1,
+    ),
+    # OPT-350m's shape: post-LN (do_layer_norm_before = false) and a 32-wide embedding widened by
+    # project_in; d 64 / H 2 / d_h 32.
+    ("opt", "post_ln_project"): dict(
+        hidden_size=64, ffn_dim=128, num_attention_heads=2, num_hidden_layers=2, vocab_size=_VOCAB,
+        max_position_embeddings=128, word_embed_proj_dim=32, do_layer_norm_before=False, pad_token_id=1,
+    ),
+    # d 64 / H 4 / G 2 / explicit d_h 32, query_pre_attn_scalar 24 (s = 24^-0.5 != d_h^-0.5),
+    # logit soft-capping at 2 (the logits here reach several units, so the cap bites), layers
+    # 0 and 2 sliding with window 8, 1 and 3 global; tied.
+    ("gemma2", "base"): dict(
+        hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=32, num_hidden_layers=4, vocab_size=_VOCAB, sliding_window=8, query_pre_attn_scalar=24,
+        attn_logit_softcapping=2.0, final_logit_softcapping=30.0, pad_token_id=0,
+    ),
+    # d 64 / H 2 / G 1 / d_h 16, q/k RMSNorm, layer_types sliding, sliding, full (pattern 3), window
+    # 8, local RoPE base 10000 and global 1e6 with linear scaling x2 (like gemma-3-4b), untied.
+    ("gemma3_text", "base"): dict(
+        hidden_size=64, intermediate_size=128, num_attention_heads=2, num_key_value_heads=1,
+        head_dim=16, num_hidden_layers=3, vocab_size=_VOCAB, sliding_window=8, query_pre_attn_scalar=16,
+        layer_types=["sliding_attention", "sliding_attention", "full_attention"], tie_word_embeddings=False,
+        rope_parameters={
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+            "full_attention": {"rope_type": "linear", "rope_theta": 1000000.0, "factor": 2.0},
+        },
+        pad_token_id=0,
+    ),
+    # The multimodal config around a text model: d 64 / H 2 / G 1 / d_h 16, two layers (sliding,
+    # full by sliding_window_pattern 2), default RoPE bases (global 1e6, local 1e4).
+    ("gemma3", "multimodal"): dict(
+        hidden_size=64, intermediate_size=128, num_attention_heads=2, num_key_value_heads=1,
+        head_dim=16, num_hidden_layers=2, vocab_size=_VOCAB, sliding_window=8, query_pre_attn_scalar=16,
+        sliding_window_pattern=2, pad_token_id=0,
+    ),
     # d 64 / H 4 / G 4 / d_h 16, encoder: post-LN, learned positions, token types, exact GELU,
     # biases everywhere; BertForMaskedLM saves tensors under "bert.".
     ("bert", "base"): dict(
@@ -186,16 +293,32 @@ def _config_for(family: str, variant: str, overrides: dict):
     config_cls, _ = FAMILIES[family]
     kwargs = dict(VARIANTS[(family, variant)])
     kwargs.update(overrides)
-    if family == "gpt2":
+    if family == "gemma3":
+        from transformers import SiglipVisionConfig
+
+        text = Gemma3TextConfig(bos_token_id=1, eos_token_id=2, max_position_embeddings=256, **kwargs)
+        vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                    image_size=32, patch_size=8)
+        # Image marker ids inside the vocabulary: no token of a text window is replaced.
+        return Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_index=_VOCAB - 1,
+                            boi_token_index=_VOCAB - 2, eoi_token_index=_VOCAB - 3)
+    if family in ("gpt_neox", "opt"):
+        kwargs.setdefault("bos_token_id", 0)
+        kwargs.setdefault("eos_token_id", 2)
+        for key in ("hidden_dropout", "attention_dropout", "dropout", "activation_dropout"):
+            kwargs.setdefault(key, 0.0)
+        if family == "gpt_neox":
+            kwargs.setdefault("max_position_embeddings", 256)
+    elif family in ENCODERS:
+        kwargs.setdefault("hidden_dropout_prob", 0.0)
+        kwargs.setdefault("attention_probs_dropout_prob", 0.0)
+    elif family == "gpt2":
         # Dropout would make capture and recomputation disagree if anything ever ran in train mode.
         kwargs.setdefault("resid_pdrop", 0.0)
         kwargs.setdefault("embd_pdrop", 0.0)
         kwargs.setdefault("attn_pdrop", 0.0)
         kwargs.setdefault("bos_token_id", 0)
         kwargs.setdefault("eos_token_id", 0)
-    elif family in ENCODERS:
-        kwargs.setdefault("hidden_dropout_prob", 0.0)
-        kwargs.setdefault("attention_probs_dropout_prob", 0.0)
     else:
         kwargs.setdefault("bos_token_id", 1)
         kwargs.setdefault("eos_token_id", 2)
@@ -225,10 +348,23 @@ def _reinit_(model: torch.nn.Module, d: int, seed: int) -> None:
                 p.copy_(normal(p.shape, 0.1))
             elif leaf == "bias":
                 p.copy_(normal(p.shape, _BIAS_STD))
-            elif "embed_tokens" in name or name.endswith("wte.weight") or "word_embeddings" in name:
+            elif "embed_tokens" in name or name.endswith("wte.weight") or "embed_in" in name or "word_embeddings" in name:
                 p.copy_(normal(p.shape, 1.0))
-            elif name.endswith("wpe.weight") or "position_embeddings" in name or "token_type" in name:
+            elif name.endswith("wpe.weight") or "embed_positions" in name or "position_embeddings" in name or "token_type" in name:
                 p.copy_(normal(p.shape, 0.5))
+            elif "query_key_value" in name:
+                # GPT-NeoX stores [heads, (q, k, v), d_h] rows: q and k rows get the q/k gain.
+                w = normal(p.shape, 1.0 / d**0.5)
+                heads = text_config(model.config).num_attention_heads
+                w.view(heads, 3, -1, w.shape[-1])[:, :2] *= _QK_GAIN
+                p.copy_(w)
+            elif "qkv_proj" in name:
+                # Phi-3 stores Q | K | V row blocks: the first H*d_h + G*d_h rows get the gain.
+                cfg = text_config(model.config)
+                d_h = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+                w = normal(p.shape, 1.0 / d**0.5)
+                w[: (cfg.num_attention_heads + cfg.num_key_value_heads) * d_h] *= _QK_GAIN
+                p.copy_(w)
             elif "c_attn" in name:
                 # GPT-2 Conv1D stores [in, 3d]: q|k get the q/k gain, v the plain one.
                 w = normal(p.shape, 1.0 / d**0.5)
@@ -259,7 +395,7 @@ def make_tiny_checkpoint(
     torch.manual_seed(seed)  # the constructor's own init; overwritten below anyway
     model = model_cls(config).eval()
     # Mix the variant into the seed so that variants sharing parameter shapes still differ.
-    _reinit_(model, config.hidden_size, seed * 1_000_003 + zlib.crc32(f"{family}/{variant}".encode()))
+    _reinit_(model, text_config(config).hidden_size, seed * 1_000_003 + zlib.crc32(f"{family}/{variant}".encode()))
     if dtype == "bfloat16":
         model = model.to(torch.bfloat16)
     out = Path(out_dir)
@@ -300,56 +436,97 @@ def _family_of(model) -> str:
 
 
 def _layers(model):
-    """The decoder (or encoder) blocks, in order."""
+    """The decoder blocks, in order."""
     family = _family_of(model)
     if family in ENCODERS:
         return model.encoder.layer
-    return model.transformer.h if family == "gpt2" else model.model.layers
+    if family == "gpt2":
+        return model.transformer.h
+    if family == "gpt_neox":
+        return model.gpt_neox.layers
+    if family == "opt":
+        return model.model.decoder.layers
+    if family == "gemma3":
+        return model.model.language_model.layers
+    return model.model.layers
 
 
 def _attn_and_norm(block, family: str):
-    """(attention module, pre-attention norm module) of one decoder block; an encoder's post-LN
-    block has no norm before its attention (None): the attention reads the block input."""
-    if family in ENCODERS:
+    """(attention module, pre-attention norm module) of one decoder block. For OPT with
+    do_layer_norm_before = false the norm comes after attention (post-LN): see `pre_norm`."""
+    if family in ENCODERS:  # post-LN: no norm before the attention, which reads the block input
         return block.attention.self, None
     if family == "gpt2":
         return block.attn, block.ln_1
+    if family == "gpt_neox":
+        return block.attention, block.input_layernorm
+    if family == "opt":
+        return block.self_attn, block.self_attn_layer_norm
     return block.self_attn, block.input_layernorm
+
+
+def text_config(config):
+    """The language model's config (multimodal Gemma3 nests it as text_config)."""
+    return config.text_config if config.model_type == "gemma3" else config
+
+
+def pre_norm(model) -> bool:
+    """True when X = norm(h) (every family but post-LN OPT, whose attention sees h itself)."""
+    family = _family_of(model)
+    if family in ENCODERS:
+        return False
+    return family != "opt" or bool(model.config.do_layer_norm_before)
+
+
+def _rope_parameters_of(cfg, layer_type=None):
+    """The RoPE parameter dict a layer uses (Gemma3: one per layer type)."""
+    rope = getattr(cfg, "rope_parameters", None)
+    if isinstance(rope, dict) and "full_attention" in rope:
+        return rope[layer_type or "full_attention"]
+    return rope
 
 
 def _shape_facts(model) -> dict:
     """H, G, d_h, d, n_layers, as the model's modules actually use them."""
     family = _family_of(model)
-    cfg = model.config
+    cfg = text_config(model.config)
     attn, _ = _attn_and_norm(_layers(model)[0], family)
     H = cfg.num_attention_heads
-    G = getattr(cfg, "num_key_value_heads", None) or H  # gpt2 and bert: no grouped-query heads
+    G = getattr(cfg, "num_key_value_heads", None) or H  # gpt2, gpt_neox, opt: no GQA
+    d_h = attn.head_size if family == "gpt_neox" else attn.attention_head_size if family in ENCODERS else attn.head_dim
     facts = dict(
         family=family,
         H=H,
         G=G,
-        # from the module: honours an explicit config.head_dim (BERT names it attention_head_size)
-        d_h=attn.head_dim if hasattr(attn, "head_dim") else attn.attention_head_size,
-        causal=family not in ENCODERS,
+        d_h=d_h,  # from the module: honours an explicit config.head_dim
         d=cfg.hidden_size,
         n_layers=cfg.num_hidden_layers,
         vocab_size=cfg.vocab_size,
         tie_word_embeddings=bool(getattr(cfg, "tie_word_embeddings", False)),
         rope_parameters=getattr(cfg, "rope_parameters", None),
+        causal=family not in ENCODERS,
     )
     return facts
 
 
 def _sliding_window_of(model, layer: int):
     """Sliding window of `layer` (None = full causal), as the family decides it."""
-    cfg = model.config
+    cfg = text_config(model.config)
     family = _family_of(model)
     if family == "mistral":
         return getattr(cfg, "sliding_window", None)
-    if family == "qwen2":
+    if family in ("qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3"):
         attn, _ = _attn_and_norm(_layers(model)[layer], family)
         return attn.sliding_window
+    if family == "phi3":
+        return getattr(cfg, "sliding_window", None)
     return None
+
+
+def layer_type_of(model, layer: int):
+    """'sliding_attention' / 'full_attention' where the config names layer types, else None."""
+    types = getattr(text_config(model.config), "layer_types", None)
+    return None if types is None else types[layer]
 
 
 @contextlib.contextmanager
@@ -364,15 +541,26 @@ def _patched_eager_attention(model, records: dict):
     mod = sys.modules[type(_attn_and_norm(_layers(model)[0], _family_of(model))[0]).__module__]
     original = mod.eager_attention_forward
 
-    def recording(module, query, key, value, attention_mask, scaling=None, *args, **kwargs):
+    opt = _family_of(model) == "opt"
+
+    def recording(module, query, key, value, attention_mask, *args, **kwargs):
+        scaling = kwargs["scaling"] if "scaling" in kwargs else (args[0] if args else None)
+        q = query.detach().clone()
+        if opt:
+            # OPT multiplies q_proj's output by d_h^-0.5 and passes scaling 1.0; METRICS.md's Q is
+            # the projection itself and s the softmax scale, so undo the product here.
+            assert scaling == 1.0, scaling
+            scaling = module.scaling
+            q = q / scaling
         records[module.layer_idx] = dict(
-            query=query.detach().clone(),
+            query=q,
             key=key.detach().clone(),
             value=value.detach().clone(),
             mask=None if attention_mask is None else attention_mask.detach().clone(),
             scaling=scaling,
+            softcap=kwargs.get("softcap"),
         )
-        return original(module, query, key, value, attention_mask, scaling, *args, **kwargs)
+        return original(module, query, key, value, attention_mask, *args, **kwargs)
 
     mod.eager_attention_forward = recording
     try:
@@ -389,19 +577,21 @@ def capture_model(model, token_ids) -> dict:
     """Run `token_ids` (1-D, batch 1) through a loaded eager model and capture every layer.
 
     Returns a dict of float64 numpy arrays (L layers, n tokens):
-      X      [L, n, d]     output of ln_1 / input_layernorm (the attention block's input)
+      X      [L, n, d]     the attention module's input (ln_1 / input_layernorm output; h for post-LN OPT)
       Q      [L, H, n, d_h] queries as the softmax consumes them (bias, RoPE applied)
       K      [L, G, n, d_h] keys likewise, one per KV head (not repeated to H)
       V      [L, G, n, d_h] values likewise
-      scale  [L]           softmax scale the layer passed to the attention kernel
+      scale  [L]           softmax scale the layer passed to the attention kernel (OPT: d_h^-0.5, see
+                           `_patched_eager_attention`)
+      softcap list of L     Gemma2's attn_logit_softcapping per layer (None: no cap)
+      layer_types list of L 'sliding_attention' / 'full_attention' where the config names them
       resid  [L, n, d]     hidden state entering the block (input of the norm)
       attn_out [L, n, d]   attention module output (after o_proj / c_proj, before the residual)
       visible [L, n, n]    bool, True where the model's additive mask lets query i see key j
-                           (all True for an encoder: no mask)
       sliding_window  list of L (int or None) per the config
       logits [n, vocab]    (None for an encoder, loaded without its head)
       config  dict: family, H, G, d_h, d, n_layers, n, vocab_size, tie_word_embeddings, rope_parameters,
-              causal (False for an encoder)
+              causal (False for an encoder: no mask, every key visible)
     """
     family = _family_of(model)
     facts = _shape_facts(model)
@@ -420,6 +610,14 @@ def capture_model(model, token_ids) -> dict:
 
         return hook
 
+    def grab_attention_input(idx):
+        # X is what the attention module is handed: norm(h) in pre-norm blocks, h for post-LN OPT.
+        def hook(module, args, kwargs):
+            x = args[0] if args else kwargs["hidden_states"]
+            X[idx] = x.detach().clone()
+
+        return hook
+
     def grab_output(store, idx):
         def hook(module, args, output):
             o = output[0] if isinstance(output, tuple) else output
@@ -430,8 +628,7 @@ def capture_model(model, token_ids) -> dict:
     for idx, block in enumerate(layers):
         attn, norm = _attn_and_norm(block, family)
         handles.append(block.register_forward_pre_hook(grab_input(idx), with_kwargs=True))
-        if norm is not None:
-            handles.append(norm.register_forward_hook(grab_output(X, idx)))
+        handles.append(attn.register_forward_pre_hook(grab_attention_input(idx), with_kwargs=True))
         # The attention block's output before the residual add: BERT's output projection sits
         # outside its self-attention module.
         out_module = block.attention.output.dense if family in ENCODERS else attn
@@ -456,14 +653,14 @@ def capture_model(model, token_ids) -> dict:
         m = mask[0, 0] if mask.dim() == 4 else mask
         return (m > torch.finfo(m.dtype).min / 2).cpu().numpy()
 
-    if family in ENCODERS:  # post-LN: the attention reads the block input itself
-        X = resid
     return dict(
         X=np.stack([_np64(X[l][0]) for l in range(L)]),
         Q=np.stack([_np64(records[l]["query"][0]) for l in range(L)]),
         K=np.stack([_np64(records[l]["key"][0]) for l in range(L)]),
         V=np.stack([_np64(records[l]["value"][0]) for l in range(L)]),
         scale=np.array([float(records[l]["scaling"]) for l in range(L)], dtype=np.float64),
+        softcap=[records[l]["softcap"] for l in range(L)],
+        layer_types=[layer_type_of(model, l) for l in range(L)],
         resid=np.stack([_np64(resid[l][0]) for l in range(L)]),
         attn_out=np.stack([_np64(out[l][0]) for l in range(L)]),
         visible=np.stack([visible(records[l]["mask"]) for l in range(L)]),
@@ -494,6 +691,22 @@ def _projection_matrices(attn, family: str, d: int):
         Ws = [w[:, i * d : (i + 1) * d].T for i in range(3)]
         bs = [b[i * d : (i + 1) * d] for i in range(3)]
         return (*Ws, *bs)
+    if family == "gpt_neox":
+        # query_key_value's output is viewed as [heads, 3 * d_h] and chunked into q, k, v per head.
+        lin = attn.query_key_value
+        w = _np64(lin.weight).reshape(-1, 3, attn.head_size, d)
+        Ws = [w[:, i].reshape(-1, d) for i in range(3)]
+        bs = [None] * 3
+        if lin.bias is not None:
+            b = _np64(lin.bias).reshape(-1, 3, attn.head_size)
+            bs = [b[:, i].reshape(-1) for i in range(3)]
+        return (*Ws, *bs)
+    if family == "phi3":
+        # qkv_proj's output is sliced q | k | v along its rows.
+        w = _np64(attn.qkv_proj.weight)
+        qd = attn.config.num_attention_heads * attn.head_dim
+        kvd = attn.num_key_value_heads * attn.head_dim
+        return w[:qd], w[qd : qd + kvd], w[qd + kvd :], None, None, None
     projs = (attn.query, attn.key, attn.value) if family in ENCODERS else (attn.q_proj, attn.k_proj, attn.v_proj)
     Ws = [_np64(p.weight) for p in projs]
     bs = [None if p.bias is None else _np64(p.bias) for p in projs]
@@ -504,7 +717,10 @@ def _output_projection(attn, family: str, block=None):
     """(W_o [d, H*d_h], b_o or None) in y = W x convention, float64."""
     if family == "gpt2":
         return _np64(attn.c_proj.weight).T, _np64(attn.c_proj.bias)
-    o = block.attention.output.dense if family in ENCODERS else attn.o_proj
+    if family in ENCODERS:
+        o = block.attention.output.dense
+    else:
+        o = getattr(attn, {"gpt_neox": "dense", "opt": "out_proj"}.get(family, "o_proj"))
     return _np64(o.weight), None if o.bias is None else _np64(o.bias)
 
 
@@ -625,6 +841,34 @@ def field_singular_values(Qh, Kg, scale: float) -> np.ndarray:
     """Singular values (descending) of the row-centred logit field E~; first min(n, d_h) of them."""
     n, d_h = np.shape(Qh)
     return _svals(energy_field(Qh, Kg, scale))[: min(n, d_h)]
+
+
+def capped_field(Qh, Kg, scale: float, cap: float) -> np.ndarray:
+    """Soft-capped logits cap * tanh(s Q K^T / cap) (Gemma2), row-centred over all n keys, no mask:
+    the capped counterpart of `energy_field`."""
+    E = float(scale) * np.asarray(Qh, np.float64) @ np.asarray(Kg, np.float64).T
+    C = cap * np.tanh(E / cap)
+    return C - C.mean(axis=1, keepdims=True)
+
+
+def capped_field_singular_values(Qh, Kg, scale: float, cap: float) -> np.ndarray:
+    """All n singular values (descending) of `capped_field` (full rank in general)."""
+    return _svals(capped_field(Qh, Kg, scale, cap))
+
+
+def causal_capped_field_singular_values(Qh, Kg, scale: float, cap: float, window=None) -> np.ndarray:
+    """All n singular values of the capped logits in the E~c convention: row i keeps the keys it
+    sees (j <= i, and i - j < window when the layer has one), centred over them; zero elsewhere."""
+    E = float(scale) * np.asarray(Qh, np.float64) @ np.asarray(Kg, np.float64).T
+    C = cap * np.tanh(E / cap)
+    n = C.shape[0]
+    i, j = np.indices((n, n))
+    keep = j <= i
+    if window is not None:
+        keep &= (i - j) < window
+    C = np.where(keep, C, 0.0)
+    C -= np.where(keep, C.sum(axis=1, keepdims=True) / keep.sum(axis=1, keepdims=True), 0.0)
+    return _svals(C)
 
 
 def causal_field_singular_values(Qh, Kg, scale: float) -> np.ndarray:

@@ -96,6 +96,8 @@ def attention_output(cap, wts, layer, window):
     for h in range(H):
         g = O.kv_head_of(h, H, G)
         S = cap["scale"][layer] * cap["Q"][layer, h] @ cap["K"][layer, g].T
+        if cap["softcap"][layer] is not None:  # Gemma2: cap * tanh(logits / cap) before the mask
+            S = cap["softcap"][layer] * np.tanh(S / cap["softcap"][layer])
         S = np.where(vis, S, -np.inf)
         P = np.exp(S - S.max(axis=1, keepdims=True))
         P /= P.sum(axis=1, keepdims=True)
@@ -114,9 +116,12 @@ def numpy_inv_freq(rope, d_h):
     """RoPE inverse frequencies from the config, written from the Llama-3 reference recipe
     (not from transformers' code): wavelengths < orig/high_freq_factor kept, > orig/low_freq_factor
     divided by `factor`, smooth interpolation in between."""
-    inv = 1.0 / rope["rope_theta"] ** (np.arange(0, d_h, 2, dtype=np.float64) / d_h)
+    dim = int(d_h * rope.get("partial_rotary_factor", 1.0))  # partial rotary: the first dims only
+    inv = 1.0 / rope["rope_theta"] ** (np.arange(0, dim, 2, dtype=np.float64) / dim)
     if rope.get("rope_type", "default") == "default":
         return inv
+    if rope["rope_type"] == "linear":  # positions divided by `factor`
+        return inv / rope["factor"]
     assert rope["rope_type"] == "llama3"
     factor, lo, hi = rope["factor"], rope["low_freq_factor"], rope["high_freq_factor"]
     old = rope["original_max_position_embeddings"]
@@ -129,12 +134,28 @@ def numpy_inv_freq(rope, d_h):
 
 
 def numpy_rope(x, inv_freq):
-    """Rotate [n, d_h] rows by position (HF 'rotate_half' layout: dims i and i + d_h/2 pair up)."""
+    """Rotate [n, d_h] rows by position (HF 'rotate_half' layout over the first r = 2 len(inv_freq)
+    dims: i and i + r/2 pair up; dims past r, partial rotary's pass-through, are left alone)."""
     n, d_h = x.shape
+    r = 2 * len(inv_freq)
     ang = np.arange(n, dtype=np.float64)[:, None] * inv_freq[None, :]
     cos, sin = np.cos(ang), np.sin(ang)
-    a, b = x[:, : d_h // 2], x[:, d_h // 2 :]
-    return np.concatenate([a * cos - b * sin, b * cos + a * sin], axis=1)
+    a, b = x[:, : r // 2], x[:, r // 2 : r]
+    return np.concatenate([a * cos - b * sin, b * cos + a * sin, x[:, r:]], axis=1)
+
+
+def rms_norm(x, w, eps, plus_one=False):
+    """RMSNorm over the last axis, times w (Gemma: 1 + w)."""
+    y = x / np.sqrt((x**2).mean(axis=-1, keepdims=True) + eps)
+    return y * ((1.0 + w) if plus_one else w)
+
+
+def layer_rope(cfg, layer_type):
+    """The RoPE parameters of a layer (Gemma3: per layer type) with partial_rotary_factor."""
+    rope = cfg["rope_parameters"]
+    if "full_attention" in rope:
+        rope = rope[layer_type or "full_attention"]
+    return rope
 
 
 def project(X, W, b):
@@ -170,7 +191,8 @@ def test_model_mask_matches_stated_convention(captured, family, variant):
 @pytest.mark.parametrize("family,variant", ALL_VARIANTS)
 def test_X_is_norm_of_layer_input(captured, family, variant):
     """X[l] equals the pre-attention norm applied (in float64) to the hidden state entering layer l
-    (post-LN encoders: X[l] is that hidden state, the LayerNorm'd embeddings for layer 0)."""
+    (post-LN OPT: X[l] is that hidden state itself; post-LN encoders: the LayerNorm'd embeddings
+    for layer 0, then each block's output)."""
     cap, _, model = captured(family, variant)
     if family in O.ENCODERS:
         _check_encoder_inputs(cap, model)
@@ -178,19 +200,30 @@ def test_X_is_norm_of_layer_input(captured, family, variant):
     for layer, block in enumerate(O._layers(model)):
         _, norm = O._attn_and_norm(block, family)
         h = cap["resid"][layer]
-        w = norm.weight.detach().double().numpy()
-        if family == "gpt2":  # LayerNorm
+        if not O.pre_norm(model):
+            ref = h
+        elif family in ("gpt2", "gpt_neox", "opt"):  # LayerNorm
             mu = h.mean(axis=1, keepdims=True)
             var = ((h - mu) ** 2).mean(axis=1, keepdims=True)
-            ref = (h - mu) / np.sqrt(var + norm.eps) * w + norm.bias.detach().double().numpy()
-        else:  # RMSNorm
-            ref = h / np.sqrt((h**2).mean(axis=1, keepdims=True) + norm.variance_epsilon) * w
+            ref = (h - mu) / np.sqrt(var + norm.eps) * norm.weight.detach().double().numpy() + norm.bias.detach().double().numpy()
+        else:  # RMSNorm; Gemma's multiplies by (1 + w)
+            eps = norm.eps if family in O.GEMMA_FAMILIES else norm.variance_epsilon
+            ref = rms_norm(h, norm.weight.detach().double().numpy(), eps, plus_one=family in O.GEMMA_FAMILIES)
         assert rel_err(ref, cap["X"][layer]) < 1e-5, (family, variant, layer)
-    # Layer 0's input is the embedding (plus learned positions for gpt2): nothing hides before it.
+    # Layer 0's input is the embedding (plus learned positions): nothing hides before it.
     ids = torch.tensor([_token_ids()])
     emb = model.get_input_embeddings()(ids)[0].detach().double().numpy()
+    n = len(ids[0])
     if family == "gpt2":
-        emb = emb + model.transformer.wpe.weight[: len(ids[0])].detach().double().numpy()
+        emb = emb + model.transformer.wpe.weight[:n].detach().double().numpy()
+    if family in O.GEMMA_FAMILIES:  # the embedding module already multiplied by sqrt(d)
+        raw = model.get_input_embeddings().weight[ids[0]].detach().double().numpy()
+        np.testing.assert_allclose(emb, raw * math.sqrt(cap["config"]["d"]), rtol=1e-6)
+    if family == "opt":  # project_in (when narrower), then positions from row 2 on
+        decoder = model.model.decoder
+        if decoder.project_in is not None:
+            emb = emb @ decoder.project_in.weight.detach().double().numpy().T
+        emb = emb + decoder.embed_positions.weight[2 : n + 2].detach().double().numpy()
     assert rel_err(emb, cap["resid"][0]) < 1e-6
 
 
@@ -227,21 +260,34 @@ def _check_encoder_inputs(cap, model):
 
 @pytest.mark.parametrize("family,variant", ALL_VARIANTS)
 def test_QKV_from_weight_blocks(captured, family, variant):
-    """Q/K/V are X W^T + b per head block (then numpy RoPE for rotary families): this ties
-    weight_blocks (incl. GPT-2's transposed Conv1D split) to the captured activations."""
-    cap, wts, _ = captured(family, variant)
+    """Q/K/V are X W^T + b per head block (then, where the family has them, per-head RMSNorm and
+    numpy RoPE): this ties weight_blocks (GPT-2's transposed Conv1D, Phi-3's and GPT-NeoX's fused
+    layouts) to the captured activations."""
+    cap, wts, model = captured(family, variant)
     cfg = cap["config"]
     H, G = cfg["H"], cfg["G"]
-    inv = None if family in O.NO_ROPE else numpy_inv_freq(cfg["rope_parameters"], cfg["d_h"])
-    rope = (lambda x: x) if inv is None else (lambda x: numpy_rope(x, inv))
+    plus_one = family in O.GEMMA_FAMILIES
     bias = lambda name, l, i: None if wts[name] is None else wts[name][l, i]
-    for l in range(cfg["n_layers"]):
+    for l, block in enumerate(O._layers(model)):
         X = cap["X"][l]
+        if family in O.LEARNED_POSITION_FAMILIES:
+            rope = lambda x: x
+        else:
+            inv = numpy_inv_freq(layer_rope(cfg, cap["layer_types"][l]), cfg["d_h"])
+            rope = lambda x, inv=inv: numpy_rope(x, inv)
+        if family in O.QK_NORM_FAMILIES:
+            attn = block.self_attn
+            qn, kn = attn.q_norm, attn.k_norm
+            eps = qn.eps if plus_one else qn.variance_epsilon
+            q_norm = lambda x: rms_norm(x, qn.weight.detach().double().numpy(), eps, plus_one)
+            k_norm = lambda x: rms_norm(x, kn.weight.detach().double().numpy(), eps, plus_one)
+        else:
+            q_norm = k_norm = lambda x: x
         for h in range(H):
-            ref = rope(project(X, wts["Wq"][l, h], bias("bq", l, h)))
+            ref = rope(q_norm(project(X, wts["Wq"][l, h], bias("bq", l, h))))
             assert rel_err(ref, cap["Q"][l, h]) < 1e-4, (family, variant, l, h)
         for g in range(G):
-            ref = rope(project(X, wts["Wk"][l, g], bias("bk", l, g)))
+            ref = rope(k_norm(project(X, wts["Wk"][l, g], bias("bk", l, g))))
             assert rel_err(ref, cap["K"][l, g]) < 1e-4, (family, variant, l, g)
             ref = project(X, wts["Wv"][l, g], bias("bv", l, g))  # values are not rotated
             assert rel_err(ref, cap["V"][l, g]) < 1e-4, (family, variant, l, g)
@@ -260,7 +306,8 @@ def test_scale_and_shapes(captured, family, variant):
     else:
         assert d_h == d // H
     inv_layer = spec.get("scale_attn_by_inverse_layer_idx", False)
-    expected = [1 / math.sqrt(d_h) / ((l + 1) if inv_layer else 1) for l in range(L)]
+    base = 1 / math.sqrt(spec.get("query_pre_attn_scalar", d_h))  # Gemma: query_pre_attn_scalar^-0.5
+    expected = [base / ((l + 1) if inv_layer else 1) for l in range(L)]
     np.testing.assert_allclose(cap["scale"], expected, rtol=1e-12)
     assert cap["X"].shape == (L, n, d)
     assert cap["Q"].shape == (L, H, n, d_h)
@@ -273,7 +320,7 @@ def test_variant_coverage():
     """VARIANTS spans what attnspec's tests need."""
     shapes = {}
     for (family, variant), spec in O.VARIANTS.items():
-        config = O._config_for(family, variant, {})
+        config = O.text_config(O._config_for(family, variant, {}))
         H = config.num_attention_heads
         G = getattr(config, "num_key_value_heads", None) or H
         d_h = getattr(config, "head_dim", None) or config.hidden_size // H
@@ -302,8 +349,9 @@ def test_tied_checkpoints_omit_lm_head(checkpoint):
 
     for family, variant in ALL_VARIANTS:
         path = checkpoint(family, variant)
+        head = "embed_out.weight" if family == "gpt_neox" else "lm_head.weight"
         with safe_open(str(path / "model.safetensors"), "pt") as f:
-            has_head = "lm_head.weight" in set(f.keys())
+            has_head = head in set(f.keys())
         tied = json.loads((path / "config.json").read_text()).get("tie_word_embeddings", True)
         assert has_head == (not tied), (family, variant)
 

@@ -1,7 +1,9 @@
 // The families attnspec describes, as data: which config.json fields give the shapes, and a table
 // of weight names. Adding a family means adding a FamilyTable row and, if its config speaks a
 // dialect of its own, a reader; the forward pass does not change.
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <numbers>
@@ -14,7 +16,16 @@
 namespace attnspec {
 namespace {
 
-struct Biases { bool qkv = false, o = false, mlp = false, norm = false; };
+// Which optional tensors a family's layers carry. norm_weight false: LayerNorm without affine
+// weights (OPT's layer_norm_elementwise_affine = false).
+struct Biases { bool qkv = false, o = false, mlp = false, norm = false, norm_weight = true; };
+
+// How Q, K, V are stored when the names q, k, v of a table row are one fused [out, in] Linear.
+enum class FusedQkv {
+  None,     // three Linears (or GPT-2's Conv1D, see FamilyTable::conv1d)
+  Blocks,   // rows Q | K | V (Phi-3's qkv_proj)
+  PerHead,  // rows [head][Q, K, V][d_h]: each head's three blocks together (GPT-NeoX's query_key_value)
+};
 
 struct FamilyTable {
   const char* model_type;
@@ -27,6 +38,13 @@ struct FamilyTable {
   const char* o; const char* up; const char* gate; const char* down;
   bool conv1d;                        // weights stored [in, out]
   std::function<void(const JsonFields&, ModelConfig&, Biases&)> read_config;
+  FusedQkv fused_qkv = FusedQkv::None;
+  bool fused_gate_up = false;         // `up` names one [2 d_ff, d] Linear: gate rows, then up rows (Phi-3)
+  const char* q_norm = "";            // per-head Q/K RMSNorm weights (qk_norm families)
+  const char* k_norm = "";
+  const char* attn_out_norm = "";     // norms of the attention / MLP outputs (Gemma2/3)
+  const char* mlp_out_norm = "";
+  const char* embed_proj = "";        // OPT's project_in
   const char* type_embed = "";        // token-type embedding (BERT), "" when none
   const char* embed_norm = "";        // norm applied to the embeddings (BERT), "" when none
 };
@@ -43,39 +61,25 @@ std::string with_layer(const char* pattern, int layer) {
 // Hugging Face configs name RoPE in two dialects: `rope_theta` + `rope_scaling` (the published
 // Llama/Qwen/Mistral configs) and a single `rope_parameters` object (transformers >= 5), which
 // holds rope_theta, rope_type and the scaling fields together.
-void read_rope(const JsonFields& cfg, ModelConfig& c) {
-  const auto& raw = cfg.raw();
-  const nlohmann::json* params = nullptr;
-  std::string where = cfg.where();
-  if (raw.contains("rope_parameters") && raw["rope_parameters"].is_object()) {
-    params = &raw["rope_parameters"];
-    where += " rope_parameters";
-  } else if (raw.contains("rope_scaling") && raw["rope_scaling"].is_object()) {
-    params = &raw["rope_scaling"];
-    where += " rope_scaling";
-  }
-  const nlohmann::json empty = nlohmann::json::object();
-  const JsonFields rs(params ? *params : empty, where);
-  const double theta = rs.number("rope_theta", cfg.number("rope_theta", 10000.0));
-  const double partial = rs.number("partial_rotary_factor", cfg.number("partial_rotary_factor", 1.0));
-  c.rotary_dim = static_cast<int>(c.head_dim * partial);
-  if (c.rotary_dim % 2 != 0 || c.rotary_dim <= 0)
-    throw input_error(cfg.where(), "rotary dimension " + std::to_string(c.rotary_dim) + " must be even and positive");
+// One RoPE parameter set `rs` (rope_parameters, rope_scaling or one of Gemma3's per-layer-type
+// objects): inverse frequencies over c.rotary_dim (set before) into `out`, described in `desc`.
+void rope_from(const JsonFields& rs, double theta, const ModelConfig& c, std::vector<float>& out, std::string& desc) {
   // inv_freq_i = theta^(-2i / rotary_dim), as transformers computes it (float32 result).
   std::vector<double> inv(c.rotary_dim / 2);
   for (int i = 0; i < c.rotary_dim / 2; ++i)
     inv[i] = static_cast<float>(1.0 / std::pow(theta, static_cast<double>(static_cast<float>(2 * i) / static_cast<float>(c.rotary_dim))));
   char buf[160];
   std::snprintf(buf, sizeof buf, "rope rotate-half theta=%g dim=%d", theta, c.rotary_dim);
-  c.rope_description = buf;
+  desc = buf;
 
   const std::string type = rs.string("rope_type", rs.string("type", "default"));
   if (type == "default") {
   } else if (type == "linear") {
     const double factor = rs.number("factor");
+    if (!(factor > 0)) throw input_error(rs.where(), "rope factor must be positive");
     for (double& f : inv) f /= factor;
     std::snprintf(buf, sizeof buf, " linear(factor=%g)", factor);
-    c.rope_description += buf;
+    desc += buf;
   } else if (type == "llama3") {
     // Llama-3.1/3.2: long wavelengths are slowed by `factor`, short ones kept, and the band in
     // between interpolated smoothly (transformers' _compute_llama3_parameters).
@@ -92,11 +96,36 @@ void read_rope(const JsonFields& cfg, ModelConfig& c) {
       }
     }
     std::snprintf(buf, sizeof buf, " llama3(factor=%g, low=%g, high=%g, original=%g)", factor, low, high, old_ctx);
-    c.rope_description += buf;
+    desc += buf;
   } else {
-    throw input_error(where, "rope type '" + type + "' is not supported (default, linear, llama3)");
+    throw input_error(rs.where(), "rope type '" + type + "' is not supported (default, linear, llama3)");
   }
-  c.inv_freq.assign(inv.begin(), inv.end());  // float32, as the model holds it
+  out.assign(inv.begin(), inv.end());  // float32, as the model holds it
+}
+
+// Hugging Face configs name RoPE in two dialects: `rope_theta` + `rope_scaling` (the published
+// Llama/Qwen/Mistral configs) and a single `rope_parameters` object (transformers >= 5), which
+// holds rope_theta, rope_type and the scaling fields together. `default_theta` / `default_partial`
+// apply when neither names them (GPT-NeoX: rotary_emb_base and rotary_pct, 0.25).
+void read_rope(const JsonFields& cfg, ModelConfig& c, double default_theta = 10000.0, double default_partial = 1.0) {
+  const auto& raw = cfg.raw();
+  const nlohmann::json* params = nullptr;
+  std::string where = cfg.where();
+  if (raw.contains("rope_parameters") && raw["rope_parameters"].is_object()) {
+    params = &raw["rope_parameters"];
+    where += " rope_parameters";
+  } else if (raw.contains("rope_scaling") && raw["rope_scaling"].is_object()) {
+    params = &raw["rope_scaling"];
+    where += " rope_scaling";
+  }
+  const nlohmann::json empty = nlohmann::json::object();
+  const JsonFields rs(params ? *params : empty, where);
+  const double theta = rs.number("rope_theta", cfg.number("rope_theta", default_theta));
+  const double partial = rs.number("partial_rotary_factor", cfg.number("partial_rotary_factor", default_partial));
+  c.rotary_dim = static_cast<int>(c.head_dim * partial);
+  if (c.rotary_dim % 2 != 0 || c.rotary_dim <= 0)
+    throw input_error(cfg.where(), "rotary dimension " + std::to_string(c.rotary_dim) + " must be even and positive");
+  rope_from(rs, theta, c, c.inv_freq, c.rope_description);
 }
 
 void read_llama_like(const JsonFields& cfg, ModelConfig& c) {
@@ -144,6 +173,223 @@ void read_sliding_window(const JsonFields& cfg, ModelConfig& c, bool every_layer
     const int first = static_cast<int>(cfg.integer("max_window_layers", c.n_layers));
     for (int l = first; l < c.n_layers; ++l) c.sliding_window[l] = window;
   }
+}
+
+// Per-layer attention types for configs that name them (`layer_types`, each "sliding_attention"
+// or "full_attention"); otherwise `sliding_by_default(layer)` decides. 1 = sliding.
+std::vector<char> sliding_layers(const JsonFields& cfg, const ModelConfig& c, const std::function<bool(int)>& sliding_by_default) {
+  std::vector<char> out(c.n_layers);
+  const auto& raw = cfg.raw();
+  if (raw.contains("layer_types") && !raw["layer_types"].is_null()) {
+    const auto& types = raw["layer_types"];
+    if (!types.is_array() || static_cast<int>(types.size()) != c.n_layers)
+      throw input_error(cfg.where(), "layer_types must be a list of " + std::to_string(c.n_layers) + " entries, one per layer");
+    for (int l = 0; l < c.n_layers; ++l) {
+      if (types[l] == "sliding_attention") out[l] = 1;
+      else if (types[l] != "full_attention")
+        throw input_error(cfg.where(), "layer_types[" + std::to_string(l) + "] is " + types[l].dump() +
+                                           " (supported: sliding_attention, full_attention)");
+    }
+  } else {
+    for (int l = 0; l < c.n_layers; ++l) out[l] = sliding_by_default(l) ? 1 : 0;
+  }
+  return out;
+}
+
+// Qwen3: Qwen2's shapes and window rule, every projection biased or none (attention_bias), and
+// the queries and keys of each head RMS-normalised over d_h before RoPE.
+void read_qwen3(const JsonFields& cfg, ModelConfig& c, Biases& b) {
+  read_llama_like(cfg, c);
+  read_sliding_window(cfg, c, /*every_layer_by_default=*/false);
+  c.qk_norm = true;
+  const bool attn_bias = cfg.boolean("attention_bias", false);
+  b = {attn_bias, attn_bias, false, false};
+}
+
+// Phi-3: Llama's block with fused qkv_proj / gate_up_proj, partial rotary, one window for all layers.
+void read_phi3(const JsonFields& cfg, ModelConfig& c, Biases& b) {
+  const auto& raw = cfg.raw();
+  for (const char* key : {"rope_parameters", "rope_scaling"})
+    if (raw.contains(key) && raw[key].is_object()) {
+      const JsonFields rs(raw[key], cfg.where() + " " + key);
+      const std::string type = rs.string("rope_type", rs.string("type", "default"));
+      if (type != "default")
+        throw input_error(rs.where(), "rope type '" + type + "' is not supported for phi3 (only default; longrope, " +
+                                          "the 128k-context Phi-3 scaling, is not implemented)");
+    }
+  read_llama_like(cfg, c);
+  read_sliding_window(cfg, c, /*every_layer_by_default=*/true);
+  b = {false, false, false, false};
+}
+
+// GPT-NeoX (Pythia): LayerNorm with biases, a partial rotary (rotary_pct, 0.25 by default) over
+// the first dims of each head, fused per-head query_key_value, and by default the parallel residual.
+void read_gpt_neox(const JsonFields& cfg, ModelConfig& c, Biases& b) {
+  c.d_model = static_cast<int>(cfg.positive({"hidden_size"}));
+  c.n_layers = static_cast<int>(cfg.positive({"num_hidden_layers"}));
+  c.n_heads = static_cast<int>(cfg.positive({"num_attention_heads"}));
+  if (c.d_model % c.n_heads != 0)
+    throw input_error(cfg.where(), "hidden_size " + std::to_string(c.d_model) + " is not divisible by num_attention_heads " +
+                                       std::to_string(c.n_heads));
+  c.n_kv_heads = c.n_heads;
+  c.head_dim = c.d_model / c.n_heads;
+  c.d_ff = static_cast<int>(cfg.positive({"intermediate_size"}));
+  c.vocab_size = static_cast<int>(cfg.positive({"vocab_size"}));
+  c.max_positions = static_cast<int>(cfg.positive({"max_position_embeddings"}));
+  c.norm = NormKind::LayerNorm;
+  c.norm_eps = cfg.number("layer_norm_eps", 1e-5);
+  const std::string act = cfg.string("hidden_act", "gelu");
+  if (act == "gelu") c.mlp = MlpKind::GeluExact;
+  else if (act == "gelu_new" || act == "gelu_pytorch_tanh" || act == "gelu_fast") c.mlp = MlpKind::GeluTanh;
+  else if (act == "relu") c.mlp = MlpKind::Relu;
+  else throw input_error(cfg.where(), "hidden_act '" + act + "' is not supported for gpt_neox (gelu, gelu_new, relu)");
+  read_rope(cfg, c, cfg.number("rotary_emb_base", 10000.0), cfg.number("rotary_pct", 0.25));
+  c.parallel_residual = cfg.boolean("use_parallel_residual", true);
+  c.softmax_scale.assign(c.n_layers, 1.0 / std::sqrt(static_cast<double>(c.head_dim)));
+  c.sliding_window.assign(c.n_layers, 0);
+  const bool attn_bias = cfg.boolean("attention_bias", true);
+  b = {attn_bias, attn_bias, true, true};
+}
+
+// OPT: learned positions stored from row 2 on, LayerNorm, ReLU fc1/fc2, pre-norm or (OPT-350m)
+// post-norm, and a narrower embedding widened by project_in when word_embed_proj_dim != d.
+// transformers multiplies q_proj's output by d_h^-0.5 before the kernel; attnspec's Q is the
+// projection itself and s = d_h^-0.5 the softmax scale (the same logits).
+void read_opt(const JsonFields& cfg, ModelConfig& c, Biases& b) {
+  c.d_model = static_cast<int>(cfg.positive({"hidden_size"}));
+  c.n_layers = static_cast<int>(cfg.positive({"num_hidden_layers"}));
+  c.n_heads = static_cast<int>(cfg.positive({"num_attention_heads"}));
+  if (c.d_model % c.n_heads != 0)
+    throw input_error(cfg.where(), "hidden_size " + std::to_string(c.d_model) + " is not divisible by num_attention_heads " +
+                                       std::to_string(c.n_heads));
+  c.n_kv_heads = c.n_heads;
+  c.head_dim = c.d_model / c.n_heads;
+  c.d_ff = static_cast<int>(cfg.positive({"ffn_dim"}));
+  c.vocab_size = static_cast<int>(cfg.positive({"vocab_size"}));
+  c.max_positions = static_cast<int>(cfg.positive({"max_position_embeddings"}));
+  c.embed_width = static_cast<int>(cfg.has("word_embed_proj_dim") ? cfg.positive({"word_embed_proj_dim"}) : c.d_model);
+  c.norm = NormKind::LayerNorm;
+  c.norm_eps = 1e-5;  // nn.LayerNorm's default: OPT's config has no epsilon
+  const std::string act = cfg.string("activation_function", "relu");
+  if (act == "relu") c.mlp = MlpKind::Relu;
+  else if (act == "gelu") c.mlp = MlpKind::GeluExact;
+  else if (act == "gelu_new" || act == "gelu_pytorch_tanh") c.mlp = MlpKind::GeluTanh;
+  else throw input_error(cfg.where(), "activation_function '" + act + "' is not supported for opt (relu, gelu, gelu_new)");
+  c.learned_positions = true;
+  c.position_offset = 2;
+  c.post_norm = !cfg.boolean("do_layer_norm_before", true);
+  c.softmax_scale.assign(c.n_layers, 1.0 / std::sqrt(static_cast<double>(c.head_dim)));
+  c.sliding_window.assign(c.n_layers, 0);
+  const bool bias = cfg.boolean("enable_bias", true), affine = cfg.boolean("layer_norm_elementwise_affine", true);
+  b = {bias, bias, bias, affine, affine};
+}
+
+// Shared by Gemma2 and Gemma3: (1 + w) RMSNorm, embeddings times sqrt(d), GeGLU, explicit d_h,
+// softmax scale query_pre_attn_scalar^-0.5, sandwich norms (see the table rows).
+void read_gemma_common(const JsonFields& cfg, ModelConfig& c, Biases& b) {
+  c.d_model = static_cast<int>(cfg.positive({"hidden_size"}));
+  c.n_layers = static_cast<int>(cfg.positive({"num_hidden_layers"}));
+  c.n_heads = static_cast<int>(cfg.positive({"num_attention_heads"}));
+  c.n_kv_heads = static_cast<int>(cfg.has("num_key_value_heads") ? cfg.positive({"num_key_value_heads"}) : c.n_heads);
+  c.head_dim = static_cast<int>(cfg.has("head_dim") ? cfg.positive({"head_dim"}) : c.d_model / c.n_heads);
+  c.d_ff = static_cast<int>(cfg.positive({"intermediate_size"}));
+  c.vocab_size = static_cast<int>(cfg.positive({"vocab_size"}));
+  c.max_positions = static_cast<int>(cfg.positive({"max_position_embeddings"}));
+  c.norm = NormKind::RMSNorm;
+  c.norm_plus_one = true;
+  c.norm_eps = cfg.number("rms_norm_eps", 1e-6);
+  // Older configs name the activation hidden_act; transformers' Gemma2/3 read hidden_activation.
+  const std::string act = cfg.string("hidden_activation", cfg.string("hidden_act", "gelu_pytorch_tanh"));
+  if (act != "gelu_pytorch_tanh" && act != "gelu_new")
+    throw input_error(cfg.where(), "hidden_activation '" + act + "' is not supported for " + c.family + " (gelu_pytorch_tanh)");
+  c.mlp = MlpKind::GeGLU;
+  c.embed_scale = static_cast<float>(std::sqrt(static_cast<double>(c.d_model)));  // rounded to the weights' dtype at load
+  if (cfg.boolean("use_bidirectional_attention", false))
+    throw input_error(cfg.where(), "use_bidirectional_attention is true: attnspec analyses causal attention only");
+  const double scalar = cfg.number("query_pre_attn_scalar", 256.0);
+  if (!(scalar > 0)) throw input_error(cfg.where(), "query_pre_attn_scalar must be positive");
+  c.softmax_scale.assign(c.n_layers, 1.0 / std::sqrt(scalar));
+  if (cfg.has("attn_logit_softcapping")) {
+    c.attn_softcap = cfg.number("attn_logit_softcapping");
+    if (!(c.attn_softcap > 0)) throw input_error(cfg.where(), "attn_logit_softcapping must be positive or null");
+  }
+  const bool attn_bias = cfg.boolean("attention_bias", false);
+  b = {attn_bias, attn_bias, false, false};
+}
+
+// Sliding-window layers per `sliding`, with the config's window (none when it is null or 0).
+void apply_windows(const JsonFields& cfg, ModelConfig& c, const std::vector<char>& sliding) {
+  c.sliding_window.assign(c.n_layers, 0);
+  const int64_t window = cfg.has("sliding_window") ? cfg.integer("sliding_window") : 0;
+  if (window < 0 || window > (int64_t(1) << 30))
+    throw input_error(cfg.where(), "sliding_window " + std::to_string(window) + " is out of range");
+  for (int l = 0; l < c.n_layers; ++l)
+    if (sliding[l]) c.sliding_window[l] = static_cast<int>(window);
+}
+
+// Gemma2: every other layer (0, 2, ...) local unless layer_types says otherwise; logits soft-capped.
+void read_gemma2(const JsonFields& cfg, ModelConfig& c, Biases& b) {
+  read_gemma_common(cfg, c, b);
+  read_rope(cfg, c);
+  apply_windows(cfg, c, sliding_layers(cfg, c, [](int l) { return (l + 1) % 2 != 0; }));
+}
+
+// Gemma3 (text): Gemma2 plus per-head q/k RMSNorm, five local layers per global one
+// (sliding_window_pattern), and the local layers' own RoPE base (rope_local_base_freq, 10000)
+// while the global ones use rope_theta (1e6) with any rope_scaling.
+void read_gemma3_text(const JsonFields& cfg, ModelConfig& c, Biases& b) {
+  read_gemma_common(cfg, c, b);
+  c.qk_norm = true;
+  const int64_t pattern = cfg.integer("sliding_window_pattern", 6);
+  if (pattern <= 0 || pattern > (int64_t(1) << 30))
+    throw input_error(cfg.where(), "sliding_window_pattern " + std::to_string(pattern) + " is out of range");
+  const std::vector<char> sliding = sliding_layers(cfg, c, [pattern](int l) { return (l + 1) % pattern != 0; });
+  apply_windows(cfg, c, sliding);
+  c.local_rope = sliding;
+  const auto& raw = cfg.raw();
+  if (c.head_dim % 2 != 0) throw input_error(cfg.where(), "head_dim " + std::to_string(c.head_dim) + " must be even for RoPE");
+  c.rotary_dim = c.head_dim;
+  const nlohmann::json empty = nlohmann::json::object();
+  std::string local_desc;
+  if (raw.contains("rope_parameters") && raw["rope_parameters"].is_object() &&
+      (raw["rope_parameters"].contains("full_attention") || raw["rope_parameters"].contains("sliding_attention"))) {
+    // transformers >= 5: one parameter set per layer type.
+    const auto& p = raw["rope_parameters"];
+    auto part = [&](const char* type) -> const nlohmann::json& {
+      if (!p.contains(type) || p[type].is_null()) return empty;
+      if (!p[type].is_object()) throw input_error(cfg.where(), std::string("rope_parameters.") + type + " must be an object");
+      return p[type];
+    };
+    const JsonFields global(part("full_attention"), cfg.where() + " rope_parameters.full_attention");
+    const JsonFields local(part("sliding_attention"), cfg.where() + " rope_parameters.sliding_attention");
+    for (const JsonFields* f : {&global, &local})
+      if (f->number("partial_rotary_factor", 1.0) != 1.0)
+        throw input_error(f->where(), "partial_rotary_factor is not supported for gemma3");
+    rope_from(global, global.number("rope_theta", cfg.number("rope_theta", 1e6)), c, c.inv_freq, c.rope_description);
+    rope_from(local, local.number("rope_theta", cfg.number("rope_local_base_freq", 1e4)), c, c.inv_freq_sliding, local_desc);
+  } else {
+    read_rope(cfg, c, 1e6);  // rope_theta with rope_scaling: the global layers
+    rope_from(JsonFields(empty, cfg.where()), cfg.number("rope_local_base_freq", 1e4), c, c.inv_freq_sliding, local_desc);
+  }
+  c.rope_description += "; sliding layers " + local_desc;
+}
+
+// Gemma3's multimodal config (model_type gemma3): the language model's config is text_config.
+void read_gemma3(const JsonFields& cfg, ModelConfig& c, Biases& b) {
+  const auto& raw = cfg.raw();
+  if (!raw.contains("text_config") || !raw["text_config"].is_object())
+    throw input_error(cfg.where(), "model_type gemma3 needs a text_config object (the language model's config)");
+  // Published multimodal configs list only what differs from transformers' Gemma3TextConfig
+  // defaults (gemma-3-4b's names neither heads nor vocabulary), so those defaults fill the gaps.
+  nlohmann::json text = raw["text_config"];
+  const std::pair<const char*, nlohmann::json> defaults[] = {
+      {"vocab_size", 262208}, {"hidden_size", 2304}, {"intermediate_size", 9216}, {"num_hidden_layers", 26},
+      {"num_attention_heads", 8}, {"num_key_value_heads", 4}, {"head_dim", 256}, {"max_position_embeddings", 131072},
+      {"rms_norm_eps", 1e-6}, {"query_pre_attn_scalar", 256}, {"sliding_window", 4096}, {"rope_theta", 1e6},
+      {"rope_local_base_freq", 1e4}};
+  for (const auto& [key, value] : defaults)
+    if (!text.contains(key)) text[key] = value;
+  read_gemma3_text(JsonFields(text, cfg.where() + " text_config"), c, b);
 }
 
 // BERT (encoder): learned positions, token types, LayerNorm after the embeddings and after each
@@ -240,13 +486,59 @@ const std::vector<FamilyTable>& family_tables() {
          read_sliding_window(cfg, c, /*every_layer_by_default=*/true);
          b = {false, false, false, false};
        }},
+      {.model_type = "qwen3", .prefixes = {"model.", ""}, .embed = "embed_tokens.weight", .pos_embed = "",
+       .attn_norm = "layers.{L}.input_layernorm", .mlp_norm = "layers.{L}.post_attention_layernorm",
+       .q = "layers.{L}.self_attn.q_proj", .k = "layers.{L}.self_attn.k_proj", .v = "layers.{L}.self_attn.v_proj",
+       .o = "layers.{L}.self_attn.o_proj", .up = "layers.{L}.mlp.up_proj", .gate = "layers.{L}.mlp.gate_proj",
+       .down = "layers.{L}.mlp.down_proj", .conv1d = false, .read_config = read_qwen3,
+       .q_norm = "layers.{L}.self_attn.q_norm", .k_norm = "layers.{L}.self_attn.k_norm"},
+      {.model_type = "phi3", .prefixes = {"model.", ""}, .embed = "embed_tokens.weight", .pos_embed = "",
+       .attn_norm = "layers.{L}.input_layernorm", .mlp_norm = "layers.{L}.post_attention_layernorm",
+       .q = "layers.{L}.self_attn.qkv_proj", .k = "layers.{L}.self_attn.qkv_proj", .v = "layers.{L}.self_attn.qkv_proj",
+       .o = "layers.{L}.self_attn.o_proj", .up = "layers.{L}.mlp.gate_up_proj", .gate = "layers.{L}.mlp.gate_up_proj",
+       .down = "layers.{L}.mlp.down_proj", .conv1d = false, .read_config = read_phi3, .fused_qkv = FusedQkv::Blocks,
+       .fused_gate_up = true},
+      {.model_type = "gpt_neox", .prefixes = {"gpt_neox.", ""}, .embed = "embed_in.weight", .pos_embed = "",
+       .attn_norm = "layers.{L}.input_layernorm", .mlp_norm = "layers.{L}.post_attention_layernorm",
+       .q = "layers.{L}.attention.query_key_value", .k = "layers.{L}.attention.query_key_value",
+       .v = "layers.{L}.attention.query_key_value", .o = "layers.{L}.attention.dense",
+       .up = "layers.{L}.mlp.dense_h_to_4h", .gate = "", .down = "layers.{L}.mlp.dense_4h_to_h", .conv1d = false,
+       .read_config = read_gpt_neox, .fused_qkv = FusedQkv::PerHead},
+      {.model_type = "opt", .prefixes = {"model.decoder.", "decoder."}, .embed = "embed_tokens.weight",
+       .pos_embed = "embed_positions.weight", .attn_norm = "layers.{L}.self_attn_layer_norm",
+       .mlp_norm = "layers.{L}.final_layer_norm", .q = "layers.{L}.self_attn.q_proj", .k = "layers.{L}.self_attn.k_proj",
+       .v = "layers.{L}.self_attn.v_proj", .o = "layers.{L}.self_attn.out_proj", .up = "layers.{L}.fc1", .gate = "",
+       .down = "layers.{L}.fc2", .conv1d = false, .read_config = read_opt, .embed_proj = "project_in"},
+      {.model_type = "gemma2", .prefixes = {"model.", ""}, .embed = "embed_tokens.weight", .pos_embed = "",
+       .attn_norm = "layers.{L}.input_layernorm", .mlp_norm = "layers.{L}.pre_feedforward_layernorm",
+       .q = "layers.{L}.self_attn.q_proj", .k = "layers.{L}.self_attn.k_proj", .v = "layers.{L}.self_attn.v_proj",
+       .o = "layers.{L}.self_attn.o_proj", .up = "layers.{L}.mlp.up_proj", .gate = "layers.{L}.mlp.gate_proj",
+       .down = "layers.{L}.mlp.down_proj", .conv1d = false, .read_config = read_gemma2,
+       .attn_out_norm = "layers.{L}.post_attention_layernorm", .mlp_out_norm = "layers.{L}.post_feedforward_layernorm"},
+      {.model_type = "gemma3_text", .prefixes = {"model.", ""}, .embed = "embed_tokens.weight", .pos_embed = "",
+       .attn_norm = "layers.{L}.input_layernorm", .mlp_norm = "layers.{L}.pre_feedforward_layernorm",
+       .q = "layers.{L}.self_attn.q_proj", .k = "layers.{L}.self_attn.k_proj", .v = "layers.{L}.self_attn.v_proj",
+       .o = "layers.{L}.self_attn.o_proj", .up = "layers.{L}.mlp.up_proj", .gate = "layers.{L}.mlp.gate_proj",
+       .down = "layers.{L}.mlp.down_proj", .conv1d = false, .read_config = read_gemma3_text,
+       .q_norm = "layers.{L}.self_attn.q_norm", .k_norm = "layers.{L}.self_attn.k_norm",
+       .attn_out_norm = "layers.{L}.post_attention_layernorm", .mlp_out_norm = "layers.{L}.post_feedforward_layernorm"},
+      // The multimodal checkpoint: the same language model under the language model's prefix
+      // (transformers >= 4.52 saves model.language_model., the published files language_model.model.).
+      {.model_type = "gemma3", .prefixes = {"model.language_model.", "language_model.model."}, .embed = "embed_tokens.weight",
+       .pos_embed = "", .attn_norm = "layers.{L}.input_layernorm", .mlp_norm = "layers.{L}.pre_feedforward_layernorm",
+       .q = "layers.{L}.self_attn.q_proj", .k = "layers.{L}.self_attn.k_proj", .v = "layers.{L}.self_attn.v_proj",
+       .o = "layers.{L}.self_attn.o_proj", .up = "layers.{L}.mlp.up_proj", .gate = "layers.{L}.mlp.gate_proj",
+       .down = "layers.{L}.mlp.down_proj", .conv1d = false, .read_config = read_gemma3,
+       .q_norm = "layers.{L}.self_attn.q_norm", .k_norm = "layers.{L}.self_attn.k_norm",
+       .attn_out_norm = "layers.{L}.post_attention_layernorm", .mlp_out_norm = "layers.{L}.post_feedforward_layernorm"},
       // sentence-transformers checkpoints (BertModel) save without the "bert." prefix.
-      {"bert", {"bert.", ""}, "embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
-       "encoder.layer.{L}.attention.output.LayerNorm", "encoder.layer.{L}.output.LayerNorm",
-       "encoder.layer.{L}.attention.self.query", "encoder.layer.{L}.attention.self.key",
-       "encoder.layer.{L}.attention.self.value", "encoder.layer.{L}.attention.output.dense",
-       "encoder.layer.{L}.intermediate.dense", "", "encoder.layer.{L}.output.dense", false, read_bert,
-       "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm"},
+      {.model_type = "bert", .prefixes = {"bert.", ""}, .embed = "embeddings.word_embeddings.weight",
+       .pos_embed = "embeddings.position_embeddings.weight", .attn_norm = "encoder.layer.{L}.attention.output.LayerNorm",
+       .mlp_norm = "encoder.layer.{L}.output.LayerNorm", .q = "encoder.layer.{L}.attention.self.query",
+       .k = "encoder.layer.{L}.attention.self.key", .v = "encoder.layer.{L}.attention.self.value",
+       .o = "encoder.layer.{L}.attention.output.dense", .up = "encoder.layer.{L}.intermediate.dense", .gate = "",
+       .down = "encoder.layer.{L}.output.dense", .conv1d = false, .read_config = read_bert,
+       .type_embed = "embeddings.token_type_embeddings.weight", .embed_norm = "embeddings.LayerNorm"},
   };
   return tables;
 }
@@ -278,6 +570,18 @@ std::string family_notes(const std::string& family) {
       {"llama", "decoder; RoPE (default, linear, llama3 scaling), RMSNorm, SwiGLU, grouped-query attention"},
       {"qwen2", "decoder; as llama with q/k/v biases and sliding-window layers (use_sliding_window)"},
       {"mistral", "decoder; as llama with a sliding window on every layer"},
+      {"qwen3", "decoder; as qwen2 with per-head RMSNorm of Q and K before RoPE, explicit head_dim"},
+      {"phi3", "decoder; fused qkv_proj and gate_up_proj, partial rotary, sliding window (longrope refused)"},
+      {"gpt_neox", "decoder (Pythia); fused per-head query_key_value, partial rotary (rotary_pct), LayerNorm, "
+                   "parallel residual (or sequential)"},
+      {"opt", "decoder; learned positions (offset 2), ReLU MLP, pre- or post-LN, project_in when "
+              "word_embed_proj_dim differs"},
+      {"gemma2", "decoder; (1+w) RMSNorm, four norms per layer, GeGLU, embeddings times sqrt(d), "
+                 "query_pre_attn_scalar, logit soft-capping (field reported before and after the cap), "
+                 "alternating sliding-window layers"},
+      {"gemma3_text", "decoder; as gemma2 without soft-capping, with per-head Q/K norms and a separate RoPE base "
+                      "for sliding layers"},
+      {"gemma3", "the multimodal checkpoint's language model, read as gemma3_text from text_config"},
       {"bert", "encoder: bidirectional attention (no mask, so E~ is the field its softmax sees; --field causal "
                "refused); post-LN, learned positions + token type 0, embedding LayerNorm, exact GELU; tensors "
                "with or without 'bert.' (BertModel, BertForMaskedLM, sentence-transformers), LayerNorm weight/bias "
@@ -320,6 +624,7 @@ Description describe(const nlohmann::json& raw, const std::string& where) {
   // Guard against configs whose sizes would make every buffer absurd (and products overflow).
   for (auto [name, v] : {std::pair{"hidden size", c.d_model}, {"head_dim", c.head_dim}, {"intermediate size", c.d_ff},
                          {"layer count", c.n_layers}, {"head count", c.n_heads}, {"vocabulary size", c.vocab_size},
+                         {"embedding width", c.embed_width},
                          {"max_position_embeddings", c.max_positions}})
     if (v > (1 << 24)) throw input_error(where, std::string(name) + " " + std::to_string(v) + " is implausibly large");
   if (int64_t(c.n_heads) * c.head_dim > (1 << 20) || int64_t(c.d_model) * c.d_ff > (int64_t(1) << 34))
@@ -362,11 +667,37 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
   if (!found) throw input_error(path.string(), std::string("missing tensor '") + table->prefixes[0] + table->embed + "' (the token embedding)");
 
   const int64_t d = c.d_model, qd = int64_t(c.n_heads) * c.head_dim, kvd = int64_t(c.n_kv_heads) * c.head_dim;
+  const int64_t de = c.embed_width > 0 ? c.embed_width : d;
   model->embed = prefix + table->embed;
-  expect_tensor(store, path, model->embed, {c.vocab_size, d});
+  expect_tensor(store, path, model->embed, {c.vocab_size, de});
+  if (de != d) {
+    if (!*table->embed_proj)
+      throw input_error(path.string(), "embedding width " + std::to_string(de) + " differs from hidden size " + std::to_string(d));
+    LinearSpec& p = model->embed_proj;
+    p.weight = prefix + table->embed_proj + ".weight";
+    p.out = d;
+    p.in = de;
+    expect_tensor(store, path, p.weight, {d, de});
+  }
   if (c.learned_positions) {
     model->pos_embed = prefix + table->pos_embed;
-    expect_tensor(store, path, model->pos_embed, {c.max_positions, d});
+    expect_tensor(store, path, model->pos_embed, {int64_t(c.max_positions) + c.position_offset, d});
+  }
+  if (c.embed_scale != 1.0f) {
+    // transformers casts the scale to the embedding's dtype before multiplying (Gemma: sqrt(d)
+    // as bf16 in a bf16 checkpoint), so attnspec rounds it the same way.
+    const DType t = store.at(model->embed).dtype;
+    if (t == DType::BF16) {
+      uint32_t bits;
+      std::memcpy(&bits, &c.embed_scale, 4);
+      bits = (bits + 0x7fff + ((bits >> 16) & 1)) & 0xffff0000u;  // round to nearest even
+      std::memcpy(&c.embed_scale, &bits, 4);
+    } else if (t == DType::F16) {
+      // Nearest float16 (ties to even): keep 11 significant bits; spacing 2^-24 below the normals.
+      const double x = c.embed_scale;
+      const double spacing = std::ldexp(1.0, std::max(std::ilogb(x), -14) - 10);
+      c.embed_scale = x > 65504 ? INFINITY : static_cast<float>(std::nearbyint(x / spacing) * spacing);
+    }
   }
 
   auto linear = [&](const char* pattern, int layer, int64_t out, int64_t in, bool has_bias) {
@@ -378,11 +709,17 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
     s.in_out_layout = table->conv1d;
     return s;
   };
+  auto norm_weight = [&](const char* pattern, int layer, int64_t size) {
+    if (!*pattern) return std::string();
+    const std::string name = prefix + with_layer(pattern, layer) + ".weight";
+    expect_tensor(store, path, name, {size});
+    return name;
+  };
   // A norm's parameters: `.weight` / `.bias`, or `.gamma` / `.beta` as older BERT checkpoints
   // name them.
   auto norm_names = [&](const std::string& base, std::string& weight, std::string& bias_name) {
     const bool old_names = !store.find(base + ".weight") && store.find(base + ".gamma");
-    weight = base + (old_names ? ".gamma" : ".weight");
+    if (bias.norm_weight) weight = base + (old_names ? ".gamma" : ".weight");
     if (bias.norm) bias_name = base + (old_names ? ".beta" : ".bias");
   };
   if (*table->type_embed) {
@@ -394,12 +731,20 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
     for (const auto& n : {model->embed_norm_weight, model->embed_norm_bias})
       if (!n.empty()) expect_tensor(store, path, n, {d});
   }
+  if (table->fused_qkv == FusedQkv::PerHead && c.n_kv_heads != c.n_heads)
+    throw input_error(path.string(), "a per-head fused query_key_value needs as many key/value heads as query heads");
   for (int l = 0; l < c.n_layers; ++l) {
     LayerSpec L;
     norm_names(prefix + with_layer(table->attn_norm, l), L.attn_norm_weight, L.attn_norm_bias);
     norm_names(prefix + with_layer(table->mlp_norm, l), L.mlp_norm_weight, L.mlp_norm_bias);
     for (const auto& n : {L.attn_norm_weight, L.attn_norm_bias, L.mlp_norm_weight, L.mlp_norm_bias})
       if (!n.empty()) expect_tensor(store, path, n, {d});
+    if (c.qk_norm) {
+      L.q_norm_weight = norm_weight(table->q_norm, l, c.head_dim);
+      L.k_norm_weight = norm_weight(table->k_norm, l, c.head_dim);
+    }
+    L.attn_out_norm_weight = norm_weight(table->attn_out_norm, l, d);
+    L.mlp_out_norm_weight = norm_weight(table->mlp_out_norm, l, d);
 
     if (table->conv1d) {
       // Fused c_attn: weight [d, 3d] holds Q | K | V column blocks, bias [3d] likewise.
@@ -423,10 +768,40 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
       L.v = linear(table->v, l, kvd, d, bias.qkv);
       L.o = linear(table->o, l, d, qd, bias.o);
       L.up = linear(table->up, l, c.d_ff, d, bias.mlp);
-      if (c.mlp == MlpKind::SwiGLU) L.gate = linear(table->gate, l, c.d_ff, d, bias.mlp);
+      const bool gated = c.mlp == MlpKind::SwiGLU || c.mlp == MlpKind::GeGLU;
+      if (gated) L.gate = linear(table->gate, l, c.d_ff, d, bias.mlp);
       L.down = linear(table->down, l, d, c.d_ff, bias.mlp);
-      for (const LinearSpec* s : {&L.q, &L.k, &L.v, &L.o, &L.up, &L.gate, &L.down}) {
-        if (s->weight.empty()) continue;  // no gate outside SwiGLU
+      std::vector<const LinearSpec*> separate;  // checked in the order q, k, v, o, up, gate, down
+      if (table->fused_qkv == FusedQkv::None) {
+        separate = {&L.q, &L.k, &L.v};
+      } else {
+        // One [qd + 2 kvd, d] weight (and bias): Q | K | V row blocks, or per head [Q_h; K_h; V_h].
+        if (table->fused_qkv == FusedQkv::Blocks) {
+          L.k.row_offset = qd;
+          L.v.row_offset = qd + kvd;
+        } else {
+          for (LinearSpec* s : {&L.q, &L.k, &L.v}) {
+            s->head_rows = c.head_dim;
+            s->head_stride = 3 * int64_t(c.head_dim);
+          }
+          L.k.row_offset = c.head_dim;
+          L.v.row_offset = 2 * int64_t(c.head_dim);
+        }
+        expect_tensor(store, path, L.q.weight, {qd + 2 * kvd, d});
+        if (bias.qkv) expect_tensor(store, path, L.q.bias, {qd + 2 * kvd});
+      }
+      separate.push_back(&L.o);
+      if (table->fused_gate_up) {
+        // One [2 d_ff, d] weight: gate rows first, then up (transformers' chunk(2)).
+        L.up.row_offset = c.d_ff;
+        expect_tensor(store, path, L.up.weight, {2 * int64_t(c.d_ff), d});
+        if (bias.mlp) expect_tensor(store, path, L.up.bias, {2 * int64_t(c.d_ff)});
+      } else {
+        separate.push_back(&L.up);
+        if (gated) separate.push_back(&L.gate);
+      }
+      separate.push_back(&L.down);
+      for (const LinearSpec* s : separate) {
         expect_tensor(store, path, s->weight, {s->out, s->in});
         if (!s->bias.empty()) expect_tensor(store, path, s->bias, {s->out});
       }

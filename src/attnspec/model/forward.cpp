@@ -105,6 +105,28 @@ class LayerWeights {
   std::vector<const TensorView*> touched_;
 };
 
+// A fused [out_total, in] weight whose heads are interleaved (LinearSpec::head_stride): one sgemm
+// per (block of rows, head), each over that head's contiguous rows.
+void apply_linear_per_head(LayerWeights& w, const LinearSpec& s, const float* x, int n, int64_t ldx, float* y,
+                           int64_t ldy) {
+  constexpr int kTileRows = 512;
+  const float* weight = w.get(s.weight);
+  const float* bias = w.get(s.bias);
+  const int row_tiles = (n + kTileRows - 1) / kTileRows;
+  const int heads = static_cast<int>(s.out / s.head_rows);
+#pragma omp parallel for schedule(dynamic) if (row_tiles * heads > 1)
+  for (int task = 0; task < row_tiles * heads; ++task) {
+    const int r0 = (task / heads) * kTileRows, rows = std::min(kTileRows, n - r0), h = task % heads;
+    const int64_t c0 = int64_t(h) * s.head_rows, stored = s.stored_row(c0);
+    float* yt = y + int64_t(r0) * ldy + c0;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, static_cast<int>(s.head_rows), s.in, 1.0f,
+                x + int64_t(r0) * ldx, ldx, weight + stored * s.in, s.in, 0.0f, yt, ldy);
+    if (bias)
+      for (int i = 0; i < rows; ++i)
+        for (int64_t o = 0; o < s.head_rows; ++o) yt[i * ldy + o] += bias[stored + o];
+  }
+}
+
 // y[n, out] = x[n, in] W^T + b (see LinearSpec for the two storage layouts).
 // The product is cut into fixed tiles of rows x output columns, each a single-threaded sgemm, and
 // the tiles are shared among threads. Because the tiling does not depend on the thread count,
@@ -112,6 +134,7 @@ class LayerWeights {
 // changes float32 rounding); and it scales better on few cores than OpenBLAS's threads.
 void apply_linear(const TensorStore& store, LayerWeights& w, const LinearSpec& s, const float* x, int n, int64_t ldx,
                   float* y, int64_t ldy) {
+  if (s.head_stride > 0) return apply_linear_per_head(w, s, x, n, ldx, y, ldy);
   // Tiles depend only on the shapes: blocks of 512 rows (each packs the weight tile once, about
   // as fast as one whole call), and the columns split just enough for at least 4 tiles, so that
   // a few threads stay busy on short windows too.
@@ -133,42 +156,54 @@ void apply_linear(const TensorStore& store, LayerWeights& w, const LinearSpec& s
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, s.in, 1.0f, xt, ldx,
                   weight + s.col_offset + c0, ld, 0.0f, yt, ldy);
     else
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, s.in, 1.0f, xt, ldx, weight + c0 * ld, ld, 0.0f,
-                  yt, ldy);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, s.in, 1.0f, xt, ldx,
+                  weight + (s.row_offset + c0) * ld, ld, 0.0f, yt, ldy);
     if (bias)
       for (int i = 0; i < rows; ++i)
-        for (int64_t o = 0; o < cols; ++o) yt[i * ldy + o] += bias[s.col_offset + c0 + o];
+        for (int64_t o = 0; o < cols; ++o) yt[i * ldy + o] += bias[s.col_offset + s.row_offset + c0 + o];
   }
 }
 
-// LayerNorm: (x - mean) / sqrt(var + eps) * w + b;  RMSNorm: x / sqrt(mean(x^2) + eps) * w.
-void normalise(const ModelConfig& c, const float* w, const float* b, const float* x, float* y, int n) {
-  const int d = c.d_model;
-#pragma omp parallel for schedule(static) if (int64_t(n) * d > kParallelMin)
-  for (int i = 0; i < n; ++i) {
-    const float* xi = x + int64_t(i) * d;
-    float* yi = y + int64_t(i) * d;
+// LayerNorm: (x - mean) / sqrt(var + eps) * w + b;  RMSNorm: x / sqrt(mean(x^2) + eps) * w, with
+// (1 + w) for Gemma's. `w` null: no affine weight (OPT's elementwise_affine = false). Rows of
+// `dim` values, `ld` apart; y may be x.
+void normalise_rows(const ModelConfig& c, const float* w, const float* b, const float* x, float* y, int rows, int dim,
+                    int64_t ld) {
+#pragma omp parallel for schedule(static) if (int64_t(rows) * dim > kParallelMin)
+  for (int i = 0; i < rows; ++i) {
+    const float* xi = x + int64_t(i) * ld;
+    float* yi = y + int64_t(i) * ld;
     double mean = 0, sq = 0;
     if (c.norm == NormKind::LayerNorm) {
-      for (int j = 0; j < d; ++j) mean += xi[j];
-      mean /= d;
+      for (int j = 0; j < dim; ++j) mean += xi[j];
+      mean /= dim;
     }
-    for (int j = 0; j < d; ++j) sq += (xi[j] - mean) * (xi[j] - mean);
-    const float inv = static_cast<float>(1.0 / std::sqrt(sq / d + c.norm_eps));
+    for (int j = 0; j < dim; ++j) sq += (xi[j] - mean) * (xi[j] - mean);
+    const float inv = static_cast<float>(1.0 / std::sqrt(sq / dim + c.norm_eps));
     const float m = static_cast<float>(mean);
-    for (int j = 0; j < d; ++j) yi[j] = (xi[j] - m) * inv * w[j] + (b ? b[j] : 0.0f);
+    if (!w) {
+      for (int j = 0; j < dim; ++j) yi[j] = (xi[j] - m) * inv + (b ? b[j] : 0.0f);
+    } else if (c.norm_plus_one) {
+      for (int j = 0; j < dim; ++j) yi[j] = (xi[j] - m) * inv * (1.0f + w[j]) + (b ? b[j] : 0.0f);
+    } else {
+      for (int j = 0; j < dim; ++j) yi[j] = (xi[j] - m) * inv * w[j] + (b ? b[j] : 0.0f);
+    }
   }
+}
+
+void normalise(const ModelConfig& c, const float* w, const float* b, const float* x, float* y, int n) {
+  normalise_rows(c, w, b, x, y, n, c.d_model, c.d_model);
 }
 
 // Rotary embedding, Hugging Face's rotate-half convention: dims i and i + r/2 of each head form a
 // pair rotated by angle pos * inv_freq[i]. Angles and cos/sin are float32, as transformers builds them.
-void apply_rope(const ModelConfig& c, float* t, int n, int heads) {
+void apply_rope(const ModelConfig& c, const std::vector<float>& inv_freq, float* t, int n, int heads) {
   const int half = c.rotary_dim / 2, ld = heads * c.head_dim;
 #pragma omp parallel for schedule(static) if (int64_t(n) * ld > kParallelMin)
   for (int pos = 0; pos < n; ++pos) {
     std::vector<float> cos_v(half), sin_v(half);
     for (int i = 0; i < half; ++i) {
-      const float angle = static_cast<float>(pos) * c.inv_freq[i];
+      const float angle = static_cast<float>(pos) * inv_freq[i];
       cos_v[i] = std::cos(angle) * c.rope_attention_scaling;
       sin_v[i] = std::sin(angle) * c.rope_attention_scaling;
     }
@@ -183,17 +218,19 @@ void apply_rope(const ModelConfig& c, float* t, int n, int heads) {
   }
 }
 
-// out[:, h] = softmax(s q_h k_g^T + mask) v_g for every query head, in blocks of query rows so
-// that no n x n buffer is needed. In a causal model key j is visible to query i iff j <= i and
-// (no window or i - j < window); in an encoder every key is. One task is one KV head and one block
-// of query rows, for all the query heads that share the KV head (grouped-query attention): their
-// rows are stacked into one product, so each block of keys and values is packed once per group
-// rather than once per head.
+// out[:, h] = softmax(cap(s q_h k_g^T) + mask) v_g for every query head (cap: Gemma2's soft-capping
+// cap * tanh(x / cap), the identity when the config has none), in blocks of query rows so that no
+// n x n buffer is needed. In a causal model key j is visible to query i iff j <= i and (no window
+// or i - j < window); in an encoder every key is. One task is one KV head and one block of query
+// rows, for all the query heads that share the KV head (grouped-query attention): their rows are
+// stacked into one product, so each block of keys and values is packed once per group rather than
+// once per head.
 void attention(const ModelConfig& c, int layer, const float* q, const float* k, const float* v, float* out, int n) {
   constexpr int kBlock = 128;
   const int dh = c.head_dim, ldq = c.n_heads * dh, ldk = c.n_kv_heads * dh, group = c.n_heads / c.n_kv_heads;
   const int window = c.causal ? c.sliding_window[layer] : 0;
   const float scale = static_cast<float>(c.softmax_scale[layer]);
+  const float cap = static_cast<float>(c.attn_softcap);
   const int blocks = (n + kBlock - 1) / kBlock;
   // Groups and blocks run in parallel; each BLAS call inside is single-threaded. The task order
   // does not depend on the thread count; the last (largest, causal) blocks are handed out first.
@@ -217,6 +254,8 @@ void attention(const ModelConfig& c, int layer, const float* q, const float* k, 
         float* row = scores.data() + int64_t(R) * cols;
         float* live = row + (lo - j0);
         const int len = hi - lo + 1;
+        if (cap > 0)
+          for (int j = 0; j < len; ++j) live[j] = cap * std::tanh(live[j] / cap);
         float mx = -std::numeric_limits<float>::infinity();
         for (int j = 0; j < len; ++j) mx = std::max(mx, live[j]);
         for (int j = 0; j < len; ++j) live[j] -= mx;
@@ -244,23 +283,28 @@ void activate(MlpKind kind, float* a, const float* b, int64_t count) {
     for (int64_t i = 0; i < count; ++i) a[i] = 0.5f * a[i] * (1.0f + std::erf(a[i] * 0.7071067811865476f));
     return;
   }
+  if (kind == MlpKind::Relu) {
+#pragma omp parallel for schedule(static) if (count > kParallelMin)
+    for (int64_t i = 0; i < count; ++i) a[i] = std::max(a[i], 0.0f);
+    return;
+  }
   // gelu_new: 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3);
-  // SwiGLU: silu(gate) * up = gate sigmoid(gate) * up. Both are one exp per element, taken in
-  // chunks through the vector exp.
+  // SwiGLU: silu(gate) * up = gate sigmoid(gate) * up; GeGLU: gelu_new(gate) * up. Each is one exp
+  // per element, taken in chunks through the vector exp.
   constexpr int64_t kChunk = 2048;
 #pragma omp parallel for schedule(static) if (count > kParallelMin)
   for (int64_t first = 0; first < count; first += kChunk) {
     float t[kChunk];
     const int64_t len = std::min(kChunk, count - first);
     float* x = a + first;
-    if (kind == MlpKind::GeluTanh)
-      for (int64_t i = 0; i < len; ++i) t[i] = -2.0f * 0.7978845608028654f * (x[i] + 0.044715f * x[i] * x[i] * x[i]);
-    else
+    if (kind == MlpKind::SwiGLU)
       for (int64_t i = 0; i < len; ++i) t[i] = -x[i];
+    else
+      for (int64_t i = 0; i < len; ++i) t[i] = -2.0f * 0.7978845608028654f * (x[i] + 0.044715f * x[i] * x[i] * x[i]);
     exp_inplace(t, len);
     if (kind == MlpKind::GeluTanh)
       for (int64_t i = 0; i < len; ++i) x[i] = x[i] / (1.0f + t[i]);
-    else
+    else  // SwiGLU, GeGLU: activation(gate) * up
       for (int64_t i = 0; i < len; ++i) x[i] = x[i] / (1.0f + t[i]) * b[first + i];
   }
 }
@@ -309,7 +353,8 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
   ForwardTimes local;
   ForwardTimes& t = times ? *times : local;
 
-  // h[n, d]: the residual stream, from token (+ learned position) embeddings.
+  // h[n, d]: the residual stream, from token embeddings (times embed_scale, through OPT's
+  // project_in when the embedding is narrower) plus learned positions.
   auto t0 = Clock::now();
   std::vector<float> h(size_t(n) * d), row(d);
   const TensorView& embed = store.at(model.embed);
@@ -319,21 +364,32 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
     type_row.resize(d);
     store.at(model.type_embed).to_float32(type_row.data(), 0, d);
   }
+  const bool projected = !model.embed_proj.weight.empty();
+  const int64_t de = projected ? model.embed_proj.in : d;  // width of an embedding row
+  std::vector<float> e(projected ? size_t(n) * de : 0);
+  float* rows = projected ? e.data() : h.data();
   for (int i = 0; i < n; ++i) {
     if (ids[i] < 0 || ids[i] >= c.vocab_size)
       throw InputError("token id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
                        " is outside the model's vocabulary of " + std::to_string(c.vocab_size));
-    embed.to_float32(h.data() + int64_t(i) * d, size_t(ids[i]) * d, d);
+    embed.to_float32(rows + int64_t(i) * de, size_t(ids[i]) * de, de);
+    if (c.embed_scale != 1.0f)
+      for (int64_t j = 0; j < de; ++j) rows[int64_t(i) * de + j] *= c.embed_scale;
     if (!type_row.empty())  // BERT: + token_type_embeddings[0] (one segment), before positions as transformers sums
       for (int j = 0; j < d; ++j) h[int64_t(i) * d + j] += type_row[j];
-    if (pos) {
-      pos->to_float32(row.data(), size_t(i) * d, d);
+  }
+  LayerWeights w(store);
+  if (projected) {
+    apply_linear(store, w, model.embed_proj, e.data(), n, de, h.data(), d);
+    w.release();
+  }
+  if (pos)
+    for (int i = 0; i < n; ++i) {
+      pos->to_float32(row.data(), size_t(i + c.position_offset) * d, d);
       for (int j = 0; j < d; ++j) h[int64_t(i) * d + j] += row[j];
     }
-  }
   t.widen += seconds_since(t0);
 
-  LayerWeights w(store);
   if (!model.embed_norm_weight.empty()) {  // BERT: LayerNorm of the summed embeddings
     t0 = Clock::now();
     normalise(c, w.get(model.embed_norm_weight), w.get(model.embed_norm_bias), h.data(), h.data(), n);
@@ -341,14 +397,30 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
     t.norm += seconds_since(t0);
   }
 
-  std::vector<float> x(size_t(n) * d), q(size_t(n) * qd), k(size_t(n) * kvd), v(size_t(n) * kvd), att(size_t(n) * qd);
-  std::vector<float> ff, ff2;
+  std::vector<float> x(size_t(n) * d), y(size_t(n) * d), q(size_t(n) * qd), k(size_t(n) * kvd), v(size_t(n) * kvd),
+      att(size_t(n) * qd);
+  std::vector<float> ff, ff2, z;
+  // MLP of x into out (both [n, d]).
+  auto mlp = [&](const LayerSpec& L, const float* in, float* out) {
+    ff.resize(size_t(n) * c.d_ff);
+    apply_linear(store, w, L.up, in, n, d, ff.data(), c.d_ff);
+    if (c.mlp == MlpKind::SwiGLU || c.mlp == MlpKind::GeGLU) {
+      ff2.resize(ff.size());
+      apply_linear(store, w, L.gate, in, n, d, ff2.data(), c.d_ff);
+      activate(c.mlp, ff2.data(), ff.data(), int64_t(n) * c.d_ff);
+      apply_linear(store, w, L.down, ff2.data(), n, c.d_ff, out, d);
+    } else {
+      activate(c.mlp, ff.data(), nullptr, int64_t(n) * c.d_ff);
+      apply_linear(store, w, L.down, ff.data(), n, c.d_ff, out, d);
+    }
+    if (!L.mlp_out_norm_weight.empty()) normalise(c, w.get(L.mlp_out_norm_weight), nullptr, out, out, n);
+  };
   for (int l = 0; l <= last_layer; ++l) {
     const LayerSpec& L = model.layers[l];
     const bool last = l == last_layer;
 
     t0 = Clock::now();
-    if (c.post_norm) std::copy(h.begin(), h.end(), x.begin());  // the attention reads h itself
+    if (c.post_norm) std::copy(h.begin(), h.end(), x.begin());  // post-norm: attention sees h itself
     else normalise(c, w.get(L.attn_norm_weight), w.get(L.attn_norm_bias), h.data(), x.data(), n);
     t.norm += seconds_since(t0);
 
@@ -358,10 +430,18 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
     if (!last) apply_linear(store, w, L.v, x.data(), n, d, v.data(), kvd);
     t.qkv += seconds_since(t0);
 
+    if (c.qk_norm) {  // each head's d_h values normalised on their own
+      t0 = Clock::now();
+      normalise_rows(c, w.get(L.q_norm_weight), nullptr, q.data(), q.data(), n * c.n_heads, c.head_dim, c.head_dim);
+      normalise_rows(c, w.get(L.k_norm_weight), nullptr, k.data(), k.data(), n * c.n_kv_heads, c.head_dim, c.head_dim);
+      t.norm += seconds_since(t0);
+    }
     if (c.rotary_dim > 0) {
       t0 = Clock::now();
-      apply_rope(c, q.data(), n, c.n_heads);
-      apply_rope(c, k.data(), n, c.n_kv_heads);
+      const bool local = !c.inv_freq_sliding.empty() && c.local_rope[l];
+      const std::vector<float>& inv_freq = local ? c.inv_freq_sliding : c.inv_freq;
+      apply_rope(c, inv_freq, q.data(), n, c.n_heads);
+      apply_rope(c, inv_freq, k.data(), n, c.n_kv_heads);
       t.rope += seconds_since(t0);
     }
     check_finite(x.data(), int64_t(n) * d, l, "attention input", model);
@@ -378,32 +458,30 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
     t.attention += seconds_since(t0);
 
     t0 = Clock::now();
-    apply_linear(store, w, L.o, att.data(), n, qd, x.data(), d);  // x reused as the block output
-    add_into(h.data(), x.data(), int64_t(n) * d);
+    apply_linear(store, w, L.o, att.data(), n, qd, y.data(), d);  // y: the attention block's output
+    if (!L.attn_out_norm_weight.empty()) normalise(c, w.get(L.attn_out_norm_weight), nullptr, y.data(), y.data(), n);
     t.out_proj += seconds_since(t0);
 
     t0 = Clock::now();
-    if (c.post_norm) {  // h = norm1(h + attention), and the MLP reads that h
-      normalise(c, w.get(L.attn_norm_weight), w.get(L.attn_norm_bias), h.data(), h.data(), n);
-      std::copy(h.begin(), h.end(), x.begin());
-    } else {
+    if (c.parallel_residual) {  // h + attn(norm1(h)) + mlp(norm2(h)), with the h before either
       normalise(c, w.get(L.mlp_norm_weight), w.get(L.mlp_norm_bias), h.data(), x.data(), n);
-    }
-    t.norm += seconds_since(t0);
-    t0 = Clock::now();
-    ff.resize(size_t(n) * c.d_ff);
-    apply_linear(store, w, L.up, x.data(), n, d, ff.data(), c.d_ff);
-    if (c.mlp == MlpKind::SwiGLU) {
-      ff2.resize(ff.size());
-      apply_linear(store, w, L.gate, x.data(), n, d, ff2.data(), c.d_ff);
-      activate(c.mlp, ff2.data(), ff.data(), int64_t(n) * c.d_ff);
-      apply_linear(store, w, L.down, ff2.data(), n, c.d_ff, x.data(), d);
+      z.resize(size_t(n) * d);
+      mlp(L, x.data(), z.data());
+      const int64_t count = int64_t(n) * d;
+#pragma omp parallel for schedule(static) if (count > kParallelMin)
+      for (int64_t i = 0; i < count; ++i) h[i] = z[i] + y[i] + h[i];  // transformers' order of the sum
+    } else if (c.post_norm) {  // h = norm1(h + attn(h)); h = norm2(h + mlp(h))
+      add_into(h.data(), y.data(), int64_t(n) * d);
+      normalise(c, w.get(L.attn_norm_weight), w.get(L.attn_norm_bias), h.data(), h.data(), n);
+      mlp(L, h.data(), y.data());
+      add_into(h.data(), y.data(), int64_t(n) * d);
+      normalise(c, w.get(L.mlp_norm_weight), w.get(L.mlp_norm_bias), h.data(), h.data(), n);
     } else {
-      activate(c.mlp, ff.data(), nullptr, int64_t(n) * c.d_ff);
-      apply_linear(store, w, L.down, ff.data(), n, c.d_ff, x.data(), d);
+      add_into(h.data(), y.data(), int64_t(n) * d);
+      normalise(c, w.get(L.mlp_norm_weight), w.get(L.mlp_norm_bias), h.data(), x.data(), n);
+      mlp(L, x.data(), y.data());
+      add_into(h.data(), y.data(), int64_t(n) * d);
     }
-    add_into(h.data(), x.data(), int64_t(n) * d);
-    if (c.post_norm) normalise(c, w.get(L.mlp_norm_weight), w.get(L.mlp_norm_bias), h.data(), h.data(), n);
     t.mlp += seconds_since(t0);
     w.release();
   }
@@ -426,7 +504,7 @@ void projection_rows_transposed(const Model& model, const LinearSpec& s, int64_t
   } else {  // [out, in]: output row o is contiguous
     buf.resize(d);
     for (int j = 0; j < dh; ++j) {
-      t.to_float32(buf.data(), size_t((first_row + j) * d), d);
+      t.to_float32(buf.data(), size_t(s.stored_row(first_row + j) * d), d);
       for (int64_t c = 0; c < d; ++c) out[int64_t(j) * d + c] = buf[c];
     }
   }

@@ -15,10 +15,10 @@
 namespace attnspec {
 
 enum class NormKind { LayerNorm, RMSNorm };
-enum class MlpKind { GeluTanh, GeluExact, SwiGLU };
+enum class MlpKind { GeluTanh, GeluExact, SwiGLU, GeGLU, Relu };  // GeGLU: gelu_tanh(gate) * up
 
 struct ModelConfig {
-  std::string family;      // "gpt2", "llama", "qwen2", "mistral", "bert"
+  std::string family;      // config.json's model_type, e.g. "gpt2", "llama", "gemma2", "bert"
   int n_layers = 0;
   int d_model = 0;         // d
   int n_heads = 0;         // H, query heads
@@ -26,14 +26,29 @@ struct ModelConfig {
   int head_dim = 0;        // d_h
   int d_ff = 0;
   int vocab_size = 0;
+  int embed_width = 0;     // token embedding width when it differs from d (OPT's word_embed_proj_dim); 0 = d
   int max_positions = 0;
   NormKind norm = NormKind::RMSNorm;
   double norm_eps = 1e-5;
   MlpKind mlp = MlpKind::SwiGLU;
   bool learned_positions = false;  // GPT-2's wpe; otherwise rotary
+  int position_offset = 0;         // row of position 0 in the learned table (OPT: 2)
+  float embed_scale = 1.0f;        // token embeddings times this (Gemma: sqrt(d), in the weights' dtype)
+  bool norm_plus_one = false;      // RMSNorm multiplies by (1 + w) (Gemma)
+  bool qk_norm = false;            // per-head RMSNorm of Q and K over d_h before RoPE (Qwen3, Gemma3)
+  // Block wiring. Pre-norm (default): h += attn(norm1(h)); h += mlp(norm2(h)).
+  //   parallel_residual (GPT-NeoX): h += attn(norm1(h)) + mlp(norm2(h)), both from the same h.
+  //   post_norm (BERT, OPT with do_layer_norm_before = false): the attention reads the residual
+  //     stream h itself, h = norm1(h + attn(h)); h = norm2(h + mlp(h)).
+  // A layer's attn_out_norm / mlp_out_norm (Gemma2/3) normalise a block's output before it is added.
+  bool parallel_residual = false;
+  bool post_norm = false;
+  double attn_softcap = 0;         // > 0: logits become cap * tanh(logits / cap) before the mask (Gemma2)
   // Rotary embedding (rotate-half convention over the first rotary_dim dims of each head).
   int rotary_dim = 0;
   std::vector<float> inv_freq;      // [rotary_dim / 2], scaling (llama3, linear) already applied
+  std::vector<float> inv_freq_sliding;  // non-empty: the RoPE of layers marked in local_rope (Gemma3's local base)
+  std::vector<char> local_rope;         // per layer: 1 = sliding-attention layer using inv_freq_sliding
   float rope_attention_scaling = 1.0f;
   std::string rope_description;     // e.g. "rope theta=500000 llama3(factor=32,...)"
   std::vector<double> softmax_scale;  // per layer: s in E = s q.k
@@ -41,10 +56,6 @@ struct ModelConfig {
   // Encoders (BERT) attend bidirectionally: every query sees all n keys, so the unmasked E~ is
   // exactly the field their softmax sees. Decoders see keys j <= i.
   bool causal = true;
-  // Post-LN blocks (BERT): the attention reads the residual stream h itself, and
-  // h = norm1(h + attention(h)), h = norm2(h + MLP(h)). Pre-LN (the decoders): x = norm1(h) feeds
-  // the attention and h += attention(x), h += MLP(norm2(h)).
-  bool post_norm = false;
   int type_vocab_size = 0;  // BERT's token_type_embeddings rows (type 0 is added to every token)
 
   int kv_head_of(int h) const { return h / (n_heads / n_kv_heads); }  // HF repeat_kv
@@ -60,13 +71,23 @@ struct LinearSpec {
   int64_t out = 0, in = 0;   // logical shape
   bool in_out_layout = false;
   int64_t col_offset = 0;    // first output column inside a fused [in, out_total] weight
+  // Fused [out_total, in] weights (Phi-3's qkv_proj, GPT-NeoX's query_key_value): logical output
+  // row o is stored at row_offset + o, or, when head_stride > 0, heads of head_rows rows are
+  // head_stride rows apart: row_offset + (o / head_rows) * head_stride + o % head_rows.
+  int64_t row_offset = 0;
+  int64_t head_rows = 0, head_stride = 0;
+  int64_t stored_row(int64_t o) const {
+    return row_offset + (head_stride > 0 ? (o / head_rows) * head_stride + o % head_rows : o);
+  }
 };
 
 struct LayerSpec {
   std::string attn_norm_weight, attn_norm_bias;  // bias empty for RMSNorm
   std::string mlp_norm_weight, mlp_norm_bias;
   LinearSpec q, k, v, o;
-  LinearSpec up, gate, down;  // gate only for SwiGLU
+  LinearSpec up, gate, down;  // gate only for SwiGLU / GeGLU
+  std::string q_norm_weight, k_norm_weight;            // [d_h], qk_norm only
+  std::string attn_out_norm_weight, mlp_out_norm_weight;  // [d], empty when absent
 };
 
 struct Model {
@@ -76,9 +97,10 @@ struct Model {
   ModelConfig config;
   std::unique_ptr<TensorStore> store;
   std::string embed;      // [vocab, d]
-  std::string pos_embed;  // [max_positions, d], learned positions only
+  std::string pos_embed;  // [max_positions + position_offset, d], learned positions only
   std::string type_embed;                          // [type_vocab_size, d] or empty (BERT)
   std::string embed_norm_weight, embed_norm_bias;  // LayerNorm of the embeddings or empty (BERT)
+  LinearSpec embed_proj;  // OPT's project_in when word_embed_proj_dim != d; weight empty otherwise
   std::vector<LayerSpec> layers;
 };
 

@@ -6,6 +6,7 @@
 #include "attnspec/common/error.h"
 #include "attnspec/common/parallel.h"
 
+#include "attnspec/spectra/capped.h"
 #include "attnspec/spectra/spectra.h"
 
 namespace attnspec {
@@ -88,6 +89,21 @@ WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, in
               c.softmax_scale[a.layer]);
           r.field.summary = summarize(r.field.sigma);
           if (options.any()) compute_head_extras(options, c, a, h, r.extras);
+          if (c.attn_softcap > 0) {
+            // The logits the softmax sees are the capped ones; tanh(.) has no low-rank shortcut,
+            // so these are dense n x n spectra (capped.h).
+            const float* qh = a.q + h * c.head_dim;
+            const float* kg = a.k + g * c.head_dim;
+            const double s = c.softmax_scale[a.layer];
+            r.field_capped.sigma =
+                capped_field_singular_values(qh, ldq, kg, ldk, a.n, c.head_dim, s, c.attn_softcap, false, 0);
+            r.field_capped.summary = summarize(r.field_capped.sigma);
+            if (options.causal_field()) {
+              r.causal_capped.sigma = capped_field_singular_values(qh, ldq, kg, ldk, a.n, c.head_dim, s, c.attn_softcap,
+                                                                   true, c.sliding_window[a.layer]);
+              r.causal_capped.summary = summarize(r.causal_capped.sigma);
+            }
+          }
         });
         error.rethrow();
         result.spectra_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -32,6 +32,9 @@ struct HeadResult {
   int layer = 0, head = 0, kv_head = 0;
   HeadSpectrum field;  // E~, singular values already multiplied by the softmax scale s
   HeadExtras extras;   // what AnalysisOptions asked for beyond E~ (extras.h)
+  // Soft-capped models only (capped.h): the capped field, unmasked (always) and causal (with
+  // --field causal|both); all n singular values each.
+  HeadSpectrum field_capped, causal_capped;
 };
 
 struct WindowResult {

@@ -74,6 +74,7 @@ const char* field_mode_name(FieldMode mode) {
 
 nlohmann::json options_json(const AnalysisOptions& o) {
   nlohmann::json j = {{"field", field_mode_name(o.field)}, {"data_side", o.data_side}, {"invariants", o.invariants}};
+  if (o.capped) j["capped"] = true;
   if (o.causal_field())
     j["causal"] = {{"method", o.causal.method == CausalMethod::Auto    ? "auto"
                               : o.causal.method == CausalMethod::Dense ? "dense"
@@ -85,6 +86,13 @@ nlohmann::json options_json(const AnalysisOptions& o) {
 
 nlohmann::json extras_conventions_json(const AnalysisOptions& o) {
   nlohmann::json j;
+  if (o.capped) {
+    j["field_capped"] =
+        "soft-capped models (attn_logit_softcapping = cap): C_ij = cap * tanh(s q_i.k_j / cap), the logits the softmax "
+        "sees. *_field_capped: C with every row centred over all n keys (the convention of E~); *_causal_capped (with "
+        "--field causal|both): row i centred over V_i, zero outside (the convention of E~c). tanh removes the rank-d_h "
+        "structure, so both are dense SVDs of the n x n matrix (all n values). The *_field columns stay the pre-cap E~";
+  }
   if (o.causal_field()) {
     j["field_causal"] =
         "E~c: row i keeps only the keys its softmax sees, V_i = {j <= i, i - j < W} (W = the layer's sliding "
@@ -165,11 +173,13 @@ size_t extras_bytes(const AnalysisOptions& o, int n) {
     // dense: the matrix, dgesdd's copy and its workspace (~ 4 n^2 doubles); lanczos: two bases.
     b += dense ? size_t(4) * n * n * 8 : size_t(2) * n * (std::min(n, o.causal.max_values) + 1) * 8;
   }
+  if (o.capped) b += size_t(4) * n * n * 8;  // the capped field: its matrix, dgesdd's copy and workspace
   return b;
 }
 
 std::string extra_heads_header(const AnalysisOptions& o) {
   std::string h;
+  if (o.capped) h += summary_header("field_capped") + (o.causal_field() ? summary_header("causal_capped") : "");
   if (o.causal_field())
     h += summary_header("causal") +
          ",variance_causal,rank_causal,causal_method,causal_values,causal_unexplained,causal_residual,causal_k_exact,"
@@ -185,6 +195,10 @@ std::string extra_heads_header(const AnalysisOptions& o) {
 std::string extra_heads_columns(const AnalysisOptions& o, const HeadResult& r) {
   std::string out;
   const HeadExtras& e = r.extras;
+  if (o.capped) {
+    out += summary_columns(r.field_capped.summary, r.field_capped.sigma);
+    if (o.causal_field()) out += summary_columns(r.causal_capped.summary, r.causal_capped.sigma);
+  }
   if (o.causal_field()) {
     const CausalSpectrum& cs = e.causal;
     const double unexplained_share = cs.variance > 0 ? cs.unexplained / cs.variance : 0.0;
@@ -206,6 +220,8 @@ std::string extra_heads_columns(const AnalysisOptions& o, const HeadResult& r) {
 }
 
 void add_extra_spectra(const AnalysisOptions& o, const HeadResult& r, nlohmann::json& row) {
+  if (o.capped) row["field_capped"] = r.field_capped.sigma;
+  if (o.capped && o.causal_field()) row["causal_capped"] = r.causal_capped.sigma;
   if (o.causal_field()) row["causal"] = r.extras.causal.sigma;
   if (o.data_side) {
     row["keys"] = r.extras.keys.sigma;

@@ -28,6 +28,9 @@ struct AnalysisOptions {
   bool data_side = false;
   bool invariants = false;
   CausalOptions causal;
+  // Set from the model, not the command line: its attention logits are soft-capped (Gemma2), so
+  // heads also get the capped field's spectra (capped.h) and the *_capped columns.
+  bool capped = false;
   bool causal_field() const { return field != FieldMode::Unmasked; }
   bool any() const { return causal_field() || data_side || invariants; }
 };

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -69,15 +70,17 @@ size_t estimate_run_bytes(const Model& m, int n, int threads) {
   size_t widened = 0;
   if (!m.layers.empty()) {
     const LayerSpec& L = m.layers[0];
+    std::vector<std::string> seen;  // fused weights (qkv_proj, gate_up_proj) count once
     for (const auto* name : {&L.q.weight, &L.k.weight, &L.v.weight, &L.o.weight, &L.up.weight, &L.gate.weight,
                              &L.down.weight})
-      if (!name->empty()) {
+      if (!name->empty() && std::find(seen.begin(), seen.end(), *name) == seen.end()) {
+        seen.push_back(*name);
         const TensorView& t = m.store->at(*name);
         if (!t.direct_float32()) widened += size_t(t.numel()) * 4;
       }
   }
   const size_t qd = size_t(c.n_heads) * c.head_dim, kvd = size_t(c.n_kv_heads) * c.head_dim;
-  const size_t activations = size_t(n) * (3 * size_t(c.d_model) + 2 * qd + 2 * kvd + 2 * size_t(c.d_ff)) * 4;
+  const size_t activations = size_t(n) * ((c.parallel_residual ? 5 : 4) * size_t(c.d_model) + 2 * qd + 2 * kvd + 2 * size_t(c.d_ff)) * 4;
   const size_t scores = size_t(threads) * 128 * size_t(n) * 4;
   return widened + activations + scores + (64ull << 20);  // + code, spectra, buffers
 }
@@ -94,16 +97,20 @@ size_t available_memory_bytes() {
 
 // The model and the input of a run, read and checked before anything is computed or written.
 struct OpenedRun {
+  AnalyzeRequest request;  // as asked, plus what the model implies (soft-capped: the capped field too)
   std::unique_ptr<Model> model;
   PreparedInput prepared;
   int last_layer = 0;
   int windows() const { return static_cast<int>(prepared.windows.windows.size()); }
 };
 
-OpenedRun open_run(const AnalyzeRequest& rq) {
+OpenedRun open_run(const AnalyzeRequest& request) {
   OpenedRun r;
+  r.request = request;
+  const AnalyzeRequest& rq = r.request;
   r.model = load_model(rq.model);
   const ModelConfig& c = r.model->config;
+  r.request.options.capped = c.attn_softcap > 0;
   if (rq.layers < 0 || rq.layers > c.n_layers)
     throw input_error((rq.model / "config.json").string(), "cannot analyze " + std::to_string(rq.layers) +
                                                               " layers: the model has " + std::to_string(c.n_layers));
@@ -162,6 +169,7 @@ nlohmann::json summary_json(const AnalyzeRequest& rq, const OpenedRun& r, const 
       {"conventions", conventions_json()},
   };
   summary["conventions"].update(extras_conventions_json(rq.options));
+  if (c.attn_softcap > 0) summary["model"]["attn_softcap"] = c.attn_softcap;
   if (!c.causal)
     summary["conventions"]["attention"] =
         "bidirectional (encoder): every query sees all n keys, no mask, so the unmasked E~ is exactly the field "
@@ -183,10 +191,11 @@ std::vector<int32_t> tokenize_file(const std::filesystem::path& tokenizer_dir, c
   return tokenizer->encode(read_text_file(text, options));
 }
 
-nlohmann::json run_analyze(const AnalyzeRequest& rq) {
+nlohmann::json run_analyze(const AnalyzeRequest& request) {
   const auto t_start = Clock::now();
   // Everything is read and checked before the output folder is touched.
-  const OpenedRun opened = open_run(rq);
+  const OpenedRun opened = open_run(request);
+  const AnalyzeRequest& rq = opened.request;
   const Model* model = opened.model.get();
   const ModelConfig& c = model->config;
   const Windows& windows = opened.prepared.windows;
@@ -295,8 +304,9 @@ nlohmann::json run_analyze(const AnalyzeRequest& rq) {
   return summary;
 }
 
-RunDescription describe_run(const AnalyzeRequest& rq) {
-  const OpenedRun r = open_run(rq);
+RunDescription describe_run(const AnalyzeRequest& request) {
+  const OpenedRun r = open_run(request);
+  const AnalyzeRequest& rq = r.request;
   RunDescription d;
   d.windows = r.windows();
   d.layers = r.last_layer + 1;
@@ -305,9 +315,10 @@ RunDescription describe_run(const AnalyzeRequest& rq) {
   return d;
 }
 
-std::vector<WindowRows> analyze_window_block(const AnalyzeRequest& rq, int first, int last,
+std::vector<WindowRows> analyze_window_block(const AnalyzeRequest& request, int first, int last,
                                              const WeightSpectra* shared_weights) {
-  const OpenedRun r = open_run(rq);
+  const OpenedRun r = open_run(request);
+  const AnalyzeRequest& rq = r.request;
   const ModelConfig& c = r.model->config;
   const int nw = r.windows();
   if (first < 0 || last > nw || first >= last)
@@ -340,8 +351,9 @@ std::vector<WindowRows> analyze_window_block(const AnalyzeRequest& rq, int first
   return out;
 }
 
-nlohmann::json write_run_from_rows(const AnalyzeRequest& rq, const std::vector<WindowRows>& rows) {
-  const OpenedRun r = open_run(rq);
+nlohmann::json write_run_from_rows(const AnalyzeRequest& request, const std::vector<WindowRows>& rows) {
+  const OpenedRun r = open_run(request);
+  const AnalyzeRequest& rq = r.request;
   const int nw = r.windows();
   if (static_cast<int>(rows.size()) != nw)
     throw InputError(rq.out.string() + ": " + std::to_string(rows.size()) + " windows of rows for a run of " +
