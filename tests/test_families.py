@@ -7,6 +7,8 @@ E~ and W_Q^T W_K must match a float64 dense SVD of the matrices built from the o
 """
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -140,7 +142,6 @@ def test_capped_columns_in_analyze_output(checkpoints, tmp_path):
     with --field both) and says so in summary.json; an uncapped model's heads.csv has neither."""
     import csv
     import json
-    import subprocess
 
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text(" ".join(map(str, token_ids())))
@@ -185,7 +186,6 @@ BAD_FAMILY_INPUTS = [
 def test_bad_family_inputs_are_one_clear_error(checkpoints, tmp_path, family, variant, change, words):
     import json
     import shutil
-    import subprocess
 
     from safetensors.torch import load_file, save_file
 
@@ -240,3 +240,16 @@ def test_gemma3_multimodal_sparse_text_config(checkpoints, tmp_path):
         for name in ("Q", "K"):
             diff = rel_diff(got[name].astype(np.float64), ref[name][layer])
             assert diff < 1e-4, f"layer {layer} {name}: relative difference {diff:.2e}"
+
+
+def test_models_lists_every_family_with_an_oracle_test():
+    """`attnspec models` names exactly the families the oracle tests above cover, ten or more."""
+    out = subprocess.run(["attnspec", "models"], capture_output=True, text=True, check=True).stdout
+    listed = []
+    for line in out.splitlines():
+        if not line.strip():
+            break  # the formats follow the families after a blank line
+        listed.append(line.split()[0])
+    assert sorted(listed) == sorted(hf_oracle.FAMILIES)
+    assert len(listed) >= 10
+    assert "gguf" in out and "llama2.c" in out and "safetensors" in out

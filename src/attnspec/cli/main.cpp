@@ -225,7 +225,7 @@ int run(int argc, char** argv) {
     // One family per line: its model_type, then what attnspec reads for it.
     for (const auto& f : attnspec::supported_families()) {
       const std::string notes = attnspec::family_notes(f);
-      std::printf("%-8s %s\n", f.c_str(), notes.c_str());
+      std::printf("%-11s %s\n", f.c_str(), notes.c_str());
     }
     std::printf("\ncheckpoint formats (--model):\n"
                 "  safetensors  a Hugging Face folder: config.json + *.safetensors (F32, F16, BF16)\n"
