@@ -222,9 +222,9 @@ void read_phi3(const JsonFields& cfg, ModelConfig& c, Biases& b) {
   b = {false, false, false, false};
 }
 
-// GPT-NeoX (Pythia): LayerNorm with biases, a partial rotary (rotary_pct, 0.25 by default) over
-// the first dims of each head, fused per-head query_key_value, and by default the parallel residual.
-void read_gpt_neox(const JsonFields& cfg, ModelConfig& c, Biases& b) {
+// Shapes of a model with one key/value head per query head and d_h = d / H (GPT-NeoX, OPT, BERT);
+// `ff_key` names the MLP width.
+void read_mha_shapes(const JsonFields& cfg, ModelConfig& c, const char* ff_key) {
   c.d_model = static_cast<int>(cfg.positive({"hidden_size"}));
   c.n_layers = static_cast<int>(cfg.positive({"num_hidden_layers"}));
   c.n_heads = static_cast<int>(cfg.positive({"num_attention_heads"}));
@@ -233,9 +233,15 @@ void read_gpt_neox(const JsonFields& cfg, ModelConfig& c, Biases& b) {
                                        std::to_string(c.n_heads));
   c.n_kv_heads = c.n_heads;
   c.head_dim = c.d_model / c.n_heads;
-  c.d_ff = static_cast<int>(cfg.positive({"intermediate_size"}));
+  c.d_ff = static_cast<int>(cfg.positive({ff_key}));
   c.vocab_size = static_cast<int>(cfg.positive({"vocab_size"}));
   c.max_positions = static_cast<int>(cfg.positive({"max_position_embeddings"}));
+}
+
+// GPT-NeoX (Pythia): LayerNorm with biases, a partial rotary (rotary_pct, 0.25 by default) over
+// the first dims of each head, fused per-head query_key_value, and by default the parallel residual.
+void read_gpt_neox(const JsonFields& cfg, ModelConfig& c, Biases& b) {
+  read_mha_shapes(cfg, c, "intermediate_size");
   c.norm = NormKind::LayerNorm;
   c.norm_eps = cfg.number("layer_norm_eps", 1e-5);
   const std::string act = cfg.string("hidden_act", "gelu");
@@ -256,17 +262,7 @@ void read_gpt_neox(const JsonFields& cfg, ModelConfig& c, Biases& b) {
 // transformers multiplies q_proj's output by d_h^-0.5 before the kernel; attnspec's Q is the
 // projection itself and s = d_h^-0.5 the softmax scale (the same logits).
 void read_opt(const JsonFields& cfg, ModelConfig& c, Biases& b) {
-  c.d_model = static_cast<int>(cfg.positive({"hidden_size"}));
-  c.n_layers = static_cast<int>(cfg.positive({"num_hidden_layers"}));
-  c.n_heads = static_cast<int>(cfg.positive({"num_attention_heads"}));
-  if (c.d_model % c.n_heads != 0)
-    throw input_error(cfg.where(), "hidden_size " + std::to_string(c.d_model) + " is not divisible by num_attention_heads " +
-                                       std::to_string(c.n_heads));
-  c.n_kv_heads = c.n_heads;
-  c.head_dim = c.d_model / c.n_heads;
-  c.d_ff = static_cast<int>(cfg.positive({"ffn_dim"}));
-  c.vocab_size = static_cast<int>(cfg.positive({"vocab_size"}));
-  c.max_positions = static_cast<int>(cfg.positive({"max_position_embeddings"}));
+  read_mha_shapes(cfg, c, "ffn_dim");
   c.embed_width = static_cast<int>(cfg.has("word_embed_proj_dim") ? cfg.positive({"word_embed_proj_dim"}) : c.d_model);
   c.norm = NormKind::LayerNorm;
   c.norm_eps = 1e-5;  // nn.LayerNorm's default: OPT's config has no epsilon
@@ -395,17 +391,7 @@ void read_gemma3(const JsonFields& cfg, ModelConfig& c, Biases& b) {
 // BERT (encoder): learned positions, token types, LayerNorm after the embeddings and after each
 // residual add (post-LN), exact GELU, biases everywhere, bidirectional attention.
 void read_bert(const JsonFields& cfg, ModelConfig& c, Biases& b) {
-  c.d_model = static_cast<int>(cfg.positive({"hidden_size"}));
-  c.n_layers = static_cast<int>(cfg.positive({"num_hidden_layers"}));
-  c.n_heads = static_cast<int>(cfg.positive({"num_attention_heads"}));
-  if (c.d_model % c.n_heads != 0)
-    throw input_error(cfg.where(), "hidden_size " + std::to_string(c.d_model) + " is not divisible by num_attention_heads " +
-                                       std::to_string(c.n_heads));
-  c.n_kv_heads = c.n_heads;
-  c.head_dim = c.d_model / c.n_heads;
-  c.d_ff = static_cast<int>(cfg.positive({"intermediate_size"}));
-  c.vocab_size = static_cast<int>(cfg.positive({"vocab_size"}));
-  c.max_positions = static_cast<int>(cfg.positive({"max_position_embeddings"}));
+  read_mha_shapes(cfg, c, "intermediate_size");
   c.type_vocab_size = static_cast<int>(cfg.has("type_vocab_size") ? cfg.positive({"type_vocab_size"}) : 2);
   c.norm = NormKind::LayerNorm;
   c.norm_eps = cfg.number("layer_norm_eps", 1e-12);
