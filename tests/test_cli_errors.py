@@ -8,6 +8,7 @@ import subprocess
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from cli_checks import expect_input_error
 
 
 def run_analyze(model, ids_file, out, ctx=16, *extra):
@@ -23,16 +24,6 @@ def setup(checkpoints, tmp_path):
     ids = tmp_path / "ids.json"
     ids.write_text(json.dumps(list(range(1, 65))))
     return model, ids, tmp_path / "out"
-
-
-def expect_input_error(proc, out, *words):
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("attnspec: error: ")
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
 
 
 def edit_config(model, **changes):

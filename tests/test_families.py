@@ -14,6 +14,7 @@ import pytest
 
 import attnspec
 import hf_oracle
+from cli_checks import expect_input_error
 
 N_TOKENS = 40
 CASES = [(family, variant) for (family, variant) in hf_oracle.VARIANTS]
@@ -208,11 +209,7 @@ def test_bad_family_inputs_are_one_clear_error(checkpoints, tmp_path, family, va
     out = tmp_path / "out"
     proc = subprocess.run(["attnspec", "analyze", "--model", str(model), "--token-ids", str(ids), "--ctx", "16",
                            "--out", str(out)], capture_output=True, text=True)
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("attnspec: error: "), proc.stderr
-    for w in words:
-        assert w in lines[0], (w, lines[0])
+    expect_input_error(proc, out, *words)
 
 
 def test_gemma3_multimodal_sparse_text_config(checkpoints, tmp_path):

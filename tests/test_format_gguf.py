@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
+from cli_checks import expect_input_error
 from gguf_writer import write_gguf, write_tokenizer_gguf
 from test_format_llama2c import read_spectra
 
@@ -146,12 +147,7 @@ def expect_error(data, tmp_path, ids_file, *words):
     out = tmp_path / "out"
     proc = subprocess.run(["attnspec", "analyze", "--model", str(bad), "--token-ids", str(ids_file), "--ctx", str(CTX),
                            "--out", str(out)], capture_output=True, text=True)
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("attnspec: error: ") and "bad.gguf" in lines[0], proc.stderr
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    assert not out.exists() or not any(out.iterdir())
+    expect_input_error(proc, out, "bad.gguf", *words)
 
 
 def test_hostile_gguf(good_gguf, tmp_path, ids_file):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import TESTS, shared_path
+from cli_checks import expect_input_error
 
 STORY = TESTS.parent / "examples" / "stories260K_story.json"
 
@@ -180,12 +181,7 @@ def expect_error(model, tmp_path, *words):
     out = tmp_path / "out"
     proc = subprocess.run(["attnspec", "analyze", "--model", str(model), "--token-ids", str(ids), "--ctx", "16",
                            "--out", str(out)], capture_output=True, text=True)
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("attnspec: error: "), proc.stderr
-    for w in words:
-        assert w in lines[0], (w, lines[0])
-    assert not out.exists() or not any(out.iterdir())
+    expect_input_error(proc, out, *words)
 
 
 def test_hostile_bin_files(bin_model, tmp_path):
