@@ -18,8 +18,10 @@
 
 #include "attnspec/common/error.h"
 
-// OpenBLAS's own thread control (not part of the CBLAS interface).
+// OpenBLAS's own thread control (not part of the CBLAS interface). The pool shutdown is looked up
+// weakly: not every OpenBLAS build exports it.
 extern "C" void openblas_set_num_threads(int);
+extern "C" void blas_thread_shutdown_(void) __attribute__((weak));
 
 namespace attnspec {
 namespace {
@@ -330,6 +332,11 @@ void set_thread_count(int threads) {
   // All parallelism is attnspec's own (fixed tiles over OpenMP threads); every BLAS call is
   // single-threaded, which keeps results independent of the thread count.
   openblas_set_num_threads(1);
+  // OpenBLAS starts its worker pool when the library loads, and an idle worker spins in
+  // sched_yield for about 0.1 s before it sleeps, taking a core from attnspec's own threads at the
+  // start of every run. Nothing here uses the pool, so it is stopped (a later multi-threaded BLAS
+  // call, as in sgemm_gflops, starts it again).
+  if (blas_thread_shutdown_) blas_thread_shutdown_();
   omp_set_num_threads(g_threads);
 }
 
@@ -489,37 +496,52 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
 
 namespace {
 
-// Column j of the result is output row (first_row + j) of the projection, over all d inputs.
-void projection_rows_transposed(const Model& model, const LinearSpec& s, int64_t first_row, int dh, double* out) {
+ProjectionHeads projection_heads(const Model& model, const LinearSpec& s, int heads) {
   const TensorView& t = model.store->at(s.weight);
-  const int64_t d = s.in;
-  std::vector<float> buf;
-  if (s.in_out_layout) {  // [in, out_total]: row c holds output columns
+  const int64_t d = s.in, dh = model.config.head_dim, rows = int64_t(heads) * dh;
+  ProjectionHeads p;
+  p.head.resize(heads);
+  const float* direct = t.direct_float32();
+  if (s.in_out_layout) {  // [in, out_total]: input c is a row, the outputs are its columns
     const int64_t ld = t.shape[1];
-    buf.resize(dh);
-    for (int64_t c = 0; c < d; ++c) {
-      t.to_float32(buf.data(), size_t(c * ld + s.col_offset + first_row), dh);
-      for (int j = 0; j < dh; ++j) out[int64_t(j) * d + c] = buf[j];
+    p.row_step = 1;
+    if (direct) {
+      p.col_step = ld;
+      for (int h = 0; h < heads; ++h) p.head[h] = direct + s.col_offset + h * dh;
+      return p;
     }
-  } else {  // [out, in]: output row o is contiguous
-    buf.resize(d);
-    for (int j = 0; j < dh; ++j) {
-      t.to_float32(buf.data(), size_t(s.stored_row(first_row + j) * d), d);
-      for (int64_t c = 0; c < d; ++c) out[int64_t(j) * d + c] = buf[c];
+    p.col_step = rows;
+    p.widened.resize(size_t(d * rows));
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < d; ++c)
+      t.to_float32(p.widened.data() + c * rows, size_t(c * ld + s.col_offset), size_t(rows));
+  } else {  // [out, in]: each output row is contiguous over the inputs
+    p.col_step = 1;
+    p.row_step = d;
+    // In place when each head's rows are stored consecutively (fused weights interleave heads).
+    bool consecutive = direct != nullptr;
+    for (int h = 0; h < heads && consecutive; ++h)
+      consecutive = s.stored_row(h * dh + dh - 1) == s.stored_row(h * dh) + dh - 1;
+    if (consecutive) {
+      for (int h = 0; h < heads; ++h) p.head[h] = direct + s.stored_row(h * dh) * d;
+      return p;
     }
+    p.widened.resize(size_t(rows * d));
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < rows; ++j) t.to_float32(p.widened.data() + j * d, size_t(s.stored_row(j) * d), size_t(d));
   }
+  for (int h = 0; h < heads; ++h) p.head[h] = p.widened.data() + h * dh * (s.in_out_layout ? 1 : d);
+  return p;
 }
 
 }  // namespace
 
-void query_weights_transposed(const Model& model, int layer, int head, double* out) {
-  const int dh = model.config.head_dim;
-  projection_rows_transposed(model, model.layers[layer].q, int64_t(head) * dh, dh, out);
+ProjectionHeads query_heads(const Model& model, int layer) {
+  return projection_heads(model, model.layers[layer].q, model.config.n_heads);
 }
 
-void key_weights_transposed(const Model& model, int layer, int kv_head, double* out) {
-  const int dh = model.config.head_dim;
-  projection_rows_transposed(model, model.layers[layer].k, int64_t(kv_head) * dh, dh, out);
+ProjectionHeads key_heads(const Model& model, int layer) {
+  return projection_heads(model, model.layers[layer].k, model.config.n_kv_heads);
 }
 
 }  // namespace attnspec

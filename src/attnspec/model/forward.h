@@ -34,10 +34,18 @@ struct ForwardTimes {
 void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
              const std::function<void(const LayerActivations&)>& on_layer, ForwardTimes* times = nullptr);
 
-// W_Q^(h) and W_K^(g) as d x d_h column-major float64 matrices (i.e. W^T, METRICS.md's
-// convention y = W x), straight from the checkpoint: no bias, norm, RoPE or scale.
-void query_weights_transposed(const Model& model, int layer, int head, double* out /* [d_model x d_h] */);
-void key_weights_transposed(const Model& model, int layer, int kv_head, double* out /* [d_model x d_h] */);
+// A layer's W_Q (all H heads) or W_K (all G KV heads) as float32, straight from the checkpoint (no
+// bias, norm, RoPE or scale): element (j, c) of head h's W^(h) [d_h x d_model] (output j, input c;
+// METRICS.md's convention y = W x) is head[h][j * row_step + c * col_step]. Either row_step or
+// col_step is 1: the heads are read in the stored orientation, in place when the checkpoint holds
+// aligned float32 in order, otherwise from a float32 copy of the layer's rows (`widened`).
+struct ProjectionHeads {
+  std::vector<const float*> head;
+  int64_t row_step = 0, col_step = 0;
+  std::vector<float> widened;
+};
+ProjectionHeads query_heads(const Model& model, int layer);
+ProjectionHeads key_heads(const Model& model, int layer);
 
 // Sets the thread count of every heavy step (BLAS and the attention/elementwise loops).
 void set_thread_count(int threads);

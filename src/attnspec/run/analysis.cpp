@@ -1,5 +1,6 @@
 #include "attnspec/run/analysis.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -16,35 +17,38 @@ WeightSpectra compute_weight_spectra(const Model& model, int last_layer) {
   WeightSpectra out;
   out.n_heads = c.n_heads;
   out.heads.resize(size_t(last_layer + 1) * c.n_heads);
-  const int d = c.d_model, dh = c.head_dim, layers = last_layer + 1;
+  const int d = c.d_model, dh = c.head_dim;
   thread_count();  // makes sure BLAS runs single-threaded inside the parallel loops
-  // W^T blocks [d x d_h] straight from the checkpoint, checked for NaN/Inf, reduced to R factors.
-  auto factor = [&](int l, int head, bool query) {
-    std::vector<double> w(size_t(d) * dh);
-    (query ? query_weights_transposed : key_weights_transposed)(model, l, head, w.data());
-    for (double x : w)
-      if (!std::isfinite(x))
-        throw input_error(model.path.string(), "non-finite values (NaN or Inf) in layer " + std::to_string(l) + " tensor '" +
-                                                   (query ? model.layers[l].q.weight : model.layers[l].k.weight) + "'");
-    return column_factor(w.data(), d, dh);
+  // R factor of W^(h)T [d x d_h], read in the checkpoint's orientation: a [out, in] weight holds
+  // its columns as rows, a [in, out] one (GPT-2's Conv1D) its rows.
+  auto factor = [&](const ProjectionHeads& w, int head, int l, const std::string& tensor) {
+    RFactor f = w.col_step == 1 ? column_factor(w.head[head], long(w.row_step), d, dh)
+                                : row_factor(w.head[head], long(w.col_step), d, dh, /*centre=*/false);
+    if (!f.finite)
+      throw input_error(model.path.string(),
+                        "non-finite values (NaN or Inf) in layer " + std::to_string(l) + " tensor '" + tensor + "'");
+    return f;
   };
+  std::vector<RFactor> keys(c.n_kv_heads);
   FirstException error;
-  // W_K^(g)T factors first: each serves the H / G query heads of its group.
-  std::vector<RFactor> keys(size_t(layers) * c.n_kv_heads);
+  // Layer by layer, so that a copy of the weights (other dtypes than float32) stays one layer's.
+  for (int l = 0; l <= last_layer; ++l) {
+    const ProjectionHeads wq = query_heads(model, l), wk = key_heads(model, l);
+    // W_K^(g)T factors first: each serves the H / G query heads of its group.
 #pragma omp parallel for schedule(dynamic)
-  for (int task = 0; task < layers * c.n_kv_heads; ++task)
-    error.capture([&] { keys[task] = factor(task / c.n_kv_heads, task % c.n_kv_heads, false); });
-  error.rethrow();
+    for (int g = 0; g < c.n_kv_heads; ++g)
+      error.capture([&] { keys[g] = factor(wk, g, l, model.layers[l].k.weight); });
+    error.rethrow();
 #pragma omp parallel for schedule(dynamic)
-  for (int task = 0; task < layers * c.n_heads; ++task)
-    error.capture([&] {
-      const int l = task / c.n_heads, h = task % c.n_heads;
-      // M = W_Q^(h)T W_K^(g): singular values of R_q R_k^T.
-      HeadSpectrum& hs = out.heads[task];
-      hs.sigma = factor_product_singular_values(factor(l, h, true), keys[size_t(l) * c.n_kv_heads + c.kv_head_of(h)], 1.0);
-      hs.summary = summarize(hs.sigma);
-    });
-  error.rethrow();
+    for (int h = 0; h < c.n_heads; ++h)
+      error.capture([&] {
+        // M = W_Q^(h)T W_K^(g): singular values of R_q R_k^T.
+        HeadSpectrum& hs = out.heads[size_t(l) * c.n_heads + h];
+        hs.sigma = factor_product_singular_values(factor(wq, h, l, model.layers[l].q.weight), keys[c.kv_head_of(h)], 1.0);
+        hs.summary = summarize(hs.sigma);
+      });
+    error.rethrow();
+  }
   return out;
 }
 

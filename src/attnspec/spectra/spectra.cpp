@@ -19,6 +19,15 @@ namespace {
 // factors agree with a dense float64 SVD to about sqrt(eps) * sigma_1 (~1e-8), far inside the 1e-6
 // of METRICS.md, at a fraction of Householder QR's cost (level-3 dsyrk does most of the work).
 RFactor factor_from_gram(std::vector<double>& g, int c) {
+  // A NaN or Inf anywhere in column j of A makes G_jj = sum_i a_ij^2 non-finite (float32 inputs
+  // cannot overflow it), so the diagonal alone tells whether A was finite.
+  for (int j = 0; j < c; ++j)
+    if (!std::isfinite(g[size_t(j) * c + j])) {
+      RFactor bad;
+      bad.cols = c;
+      bad.finite = false;
+      return bad;
+    }
   std::vector<lapack_int> piv(c);
   lapack_int r = 0;
   // Pivots below c * eps * max diag count as zero (dpstrf's default tolerance when negative).
@@ -49,19 +58,22 @@ std::vector<double> dense_singular_values(const double* a, int m, int c) {
 template <typename T>
 RFactor row_factor(const T* x, long ldx, int n, int c, bool centre) {
   // Row-major float64 copy, one sequential pass (the column means first when centring), then
-  // G = X^T X by dsyrk on the column-major view X^T [c x n].
-  thread_local std::vector<double> rows;
-  rows.resize(size_t(n) * c);
-  std::vector<double> mean(c, 0.0);
+  // G = X^T X by dsyrk on the column-major view X^T [c x n]. The restrict-qualified pointers tell
+  // the compiler the copy cannot alias the means, so both loops vectorise.
+  thread_local std::vector<double> rows_buffer;
+  rows_buffer.resize(size_t(n) * c);
+  std::vector<double> mean_buffer(c, 0.0);
+  double* __restrict rows = rows_buffer.data();
+  double* __restrict mean = mean_buffer.data();
   if (centre) {
     for (int i = 0; i < n; ++i)
       for (int j = 0; j < c; ++j) mean[j] += static_cast<double>(x[i * ldx + j]);
-    for (double& m : mean) m /= n;
+    for (int j = 0; j < c; ++j) mean[j] /= n;
   }
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < c; ++j) rows[size_t(i) * c + j] = static_cast<double>(x[i * ldx + j]) - mean[j];
   std::vector<double> g(size_t(c) * c, 0.0);
-  if (n > 0) cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, c, n, 1.0, rows.data(), c, 0.0, g.data(), c);
+  if (n > 0) cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, c, n, 1.0, rows, c, 0.0, g.data(), c);
   RFactor f = factor_from_gram(g, c);
   f.rows = n;
   return f;
@@ -85,18 +97,28 @@ std::vector<double> factor_product_singular_values(const RFactor& a, const RFact
   return s;
 }
 
-RFactor column_factor(const double* a, int m, int c) {
+template <typename T>
+RFactor column_factor(const T* a, long lda, int m, int c) {
+  // A contiguous float64 copy (one sequential pass per column), then G = A^T A by dsyrk.
+  thread_local std::vector<double> cols_buffer;
+  cols_buffer.resize(size_t(m) * c);
+  double* __restrict cols = cols_buffer.data();
+  for (int j = 0; j < c; ++j)
+    for (int i = 0; i < m; ++i) cols[size_t(j) * m + i] = static_cast<double>(a[j * lda + i]);
   std::vector<double> g(size_t(c) * c, 0.0);
-  if (m > 0) cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, c, m, 1.0, a, m, 0.0, g.data(), c);
+  if (m > 0) cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, c, m, 1.0, cols, m, 0.0, g.data(), c);
   RFactor f = factor_from_gram(g, c);
   f.rows = m;
   return f;
 }
 
+template RFactor column_factor<float>(const float*, long, int, int);
+template RFactor column_factor<double>(const double*, long, int, int);
+
 std::vector<double> product_singular_values(double* a1, int m, int c1, double* a2, int c2) {
   if (c1 != c2) throw std::invalid_argument("product_singular_values: factors must have equal column counts");
   if (m == 0 || c1 == 0) return {};
-  return factor_product_singular_values(column_factor(a1, m, c1), column_factor(a2, m, c2), 1.0);
+  return factor_product_singular_values(column_factor<double>(a1, m, m, c1), column_factor<double>(a2, m, m, c2), 1.0);
 }
 
 template <typename T>

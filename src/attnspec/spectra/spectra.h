@@ -15,6 +15,8 @@ namespace attnspec {
 struct RFactor {
   std::vector<double> R;  // rank x cols, column-major
   int rank = 0, rows = 0, cols = 0;
+  // False when A held NaN or Inf (its Gram diagonal is then not finite); R is empty.
+  bool finite = true;
 };
 
 // R of the row-major n x c matrix X (leading dimension ldx), or of X minus its column means when
@@ -22,8 +24,10 @@ struct RFactor {
 template <typename T>
 RFactor row_factor(const T* x, long ldx, int n, int c, bool centre);
 
-// R of a column-major m x c float64 matrix (W_Q^T, W_K^T: d x d_h).
-RFactor column_factor(const double* a, int m, int c);
+// R of the column-major m x c matrix A (column j starts at a + j * lda), e.g. W_Q^(h)T [d x d_h]
+// read from a [out, in] weight, whose rows are A's columns. Computed in float64 whatever T is.
+template <typename T>
+RFactor column_factor(const T* a, long lda, int m, int c);
 
 // Singular values (descending, min(m, c) of them) of scale * A B^T from the factors of A and B.
 std::vector<double> factor_product_singular_values(const RFactor& a, const RFactor& b, double scale);
