@@ -47,6 +47,10 @@ struct ProjectionHeads {
 ProjectionHeads query_heads(const Model& model, int layer);
 ProjectionHeads key_heads(const Model& model, int layer);
 
+// Maps the pages of layers 0..last_layer's weights up front when the checkpoint is small next to
+// the machine's memory (no-op otherwise), so that reading them later takes no page faults.
+void map_layer_weights(const Model& model, int last_layer);
+
 // Sets the thread count of every heavy step (BLAS and the attention/elementwise loops).
 void set_thread_count(int threads);
 int thread_count();

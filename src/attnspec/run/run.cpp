@@ -229,7 +229,9 @@ nlohmann::json run_analyze(const AnalyzeRequest& request) {
   RunDirectory out(rq.out, fingerprint, rq.save_spectra, rq.resume);
   out.set_options(rq.options);
 
+  map_layer_weights(*model, last_layer);
   const auto t_weights = Clock::now();
+  const double load_seconds = std::chrono::duration<double>(t_weights - t_start).count();
   const WeightSpectra weights = compute_weight_spectra(*model, last_layer);
   const double weight_seconds = std::chrono::duration<double>(Clock::now() - t_weights).count();
 
@@ -287,6 +289,7 @@ nlohmann::json run_analyze(const AnalyzeRequest& request) {
   summary["threads"] = thread_count();
   summary["timing_seconds"] = {
       {"total", total_seconds},
+      {"load", load_seconds},
       {"weight_spectra", weight_seconds},
       {"field_spectra", spectra_seconds},
       {"forward",
@@ -326,6 +329,7 @@ std::vector<WindowRows> analyze_window_block(const AnalyzeRequest& request, int 
                      std::to_string(nw) + " windows");
   set_thread_count(rq.threads);
   check_memory(rq, *r.model);
+  map_layer_weights(*r.model, r.last_layer);
   WeightSpectra computed;
   if (shared_weights) {
     if (shared_weights->n_heads != c.n_heads || shared_weights->heads.size() != size_t(r.last_layer + 1) * c.n_heads)
