@@ -9,7 +9,7 @@ JSON file. Timings are medians over --repeats (the slow baselines run once unles
 A  end to end vs the Python pipeline (dense n x n SVDs), GPT-2 124M, ctx 1024, 2 windows
 B  end to end vs the best Python pipeline (same exact reduction in torch), same run
 C  forward FLOP/s over the machine's sgemm rate, Llama-3.2-1B shape, ctx 1024
-D  share of attnspec's run time spent on spectra and metrics (run A)
+D  share of attnspec's run time spent on spectra and metrics (run A; also on run C)
 E  speed-up from 1 to 2 threads (GPT-2, ctx 1024)
 F  Mistral-7B shape in bfloat16 at ctx 2048 (peak RSS vs checkpoint size); Llama-3.2-1B at ctx 8192
 """
@@ -109,9 +109,17 @@ def attnspec_run(model: Path, ids: Path, ctx: int, out: Path, threads: int, wind
 
 
 def median_run(fn, repeats: int):
+    """The run of median wall time and every run's wall time; all results in `median_run.last`."""
     results = [fn() for _ in range(repeats)]
     order = sorted(range(repeats), key=lambda i: results[i][0])
+    median_run.last = results
     return results[order[len(order) // 2]], [r[0] for r in results]
+
+
+def spectral_share(t: dict) -> float:
+    """Figure D of one run's timing_seconds: the W_Q^T W_K and field spectra (with their metrics) over
+    the run's total."""
+    return (t["weight_spectra"] + t["field_spectra"]) / t["total"]
 
 
 def forward_flops(cfg: dict, n: int, family: str) -> float:
@@ -159,10 +167,17 @@ def main(argv=None):
         results["attnspec_gpt2_2x1024"] = {"seconds": wall, "all": walls, "timing": summary["timing_seconds"]}
         log(f"attnspec  GPT-2 124M, 2 x 1024 tokens: {wall:.2f} s (median of {walls})")
         if "D" in only:
+            # Every repeat's share, and the median: the share is a ratio of two timings of one run.
+            shares = [spectral_share(r[2]["timing_seconds"]) for r in median_run.last]
+            share = statistics.median(shares)
             t = summary["timing_seconds"]
-            share = (t["weight_spectra"] + t["field_spectra"]) / t["total"]
-            results["D_spectral_share"] = {"value": share, "target": "< 0.05"}
-            log(f"D  spectra and metrics share of run time: {share:.1%} (target < 5%)")
+            per_window = t["field_spectra"] / (forward_seconds(summary) + t["field_spectra"])
+            results["D_spectral_share"] = {"value": share, "all": shares, "target": "< 0.05",
+                                           "weight_spectra_seconds": t["weight_spectra"],
+                                           "field_spectra_seconds": t["field_spectra"],
+                                           "per_window_share": per_window}
+            log(f"D  spectra and metrics share of run time: {share:.1%} (median of {[f'{x:.1%}' for x in shares]}; "
+                f"target < 5%); per window, without the once-per-run W_Q^T W_K spectra: {per_window:.1%}")
         for fig, method in (("A", "dense"), ("B", "reduced")):
             if fig not in only:
                 continue
@@ -212,6 +227,10 @@ def main(argv=None):
                                            "timing": summary["timing_seconds"]}
         log(f"C  Llama-3.2-1B forward: {flops / 1e9:.0f} GFLOP in {fsec:.2f} s = {rate:.1f} GFLOP/s, "
             f"{rate / peak:.0%} of sgemm {peak:.1f} (target >= 70%)")
+        if "D" in only:  # figure D on this run too: a model of the paper's, where the forward weighs more
+            share = spectral_share(summary["timing_seconds"])
+            results["D_spectral_share_llama_1b"] = {"value": share, "target": "< 0.05"}
+            log(f"D  on the Llama-3.2-1B run (1 x 1024 tokens): {share:.1%}")
 
     if "F" in only:
         mistral = checkpoint("mistral-7b")

@@ -146,7 +146,9 @@ std::vector<double> factor_product_singular_values(const RFactor& a, const RFact
   cblas_dsyrk(CblasColMajor, CblasUpper, a.rank <= b.rank ? CblasNoTrans : CblasTrans, r,
               a.rank <= b.rank ? b.rank : a.rank, 1.0, core.data(), a.rank, 0.0, gram.data(), r);
   std::vector<double> lambda(r);
-  work.resize(size_t(2 * r + 1));
+  // dsyevd's minimum workspace (2r + 1) makes its tridiagonal reduction unblocked; room for
+  // blocks of 64 makes it 15 % faster at r = 64.
+  work.resize(size_t(66 * r + 1));
   lapack_int iwork = 0;
   const int info = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'N', 'U', r, gram.data(), r, lambda.data(), work.data(),
                                        lapack_int(work.size()), &iwork, 1);
