@@ -29,25 +29,42 @@ WeightSpectra compute_weight_spectra(const Model& model, int last_layer) {
                         "non-finite values (NaN or Inf) in layer " + std::to_string(l) + " tensor '" + tensor + "'");
     return f;
   };
-  std::vector<RFactor> keys(c.n_kv_heads);
   FirstException error;
-  // Layer by layer, so that a copy of the weights (other dtypes than float32) stays one layer's.
-  for (int l = 0; l <= last_layer; ++l) {
-    const ProjectionHeads wq = query_heads(model, l), wk = key_heads(model, l);
+  // Layers in chunks, each one pool of tasks (no wait for the slowest head at every layer): all
+  // layers at once when the heads are read in place, else as many as 256 MB of float32 copies
+  // (other dtypes) hold.
+  constexpr size_t kCopyBudget = size_t(256) << 20;
+  const int G = c.n_kv_heads, H = c.n_heads;
+  for (int l0 = 0; l0 <= last_layer;) {
+    std::vector<ProjectionHeads> wq, wk;
+    size_t copied = 0;
+    do {
+      wq.push_back(query_heads(model, l0 + int(wq.size())));
+      wk.push_back(key_heads(model, l0 + int(wk.size())));
+      copied += (wq.back().widened.size() + wk.back().widened.size()) * sizeof(float);
+    } while (l0 + int(wq.size()) <= last_layer && copied < kCopyBudget);
+    const int layers = int(wq.size());
     // W_K^(g)T factors first: each serves the H / G query heads of its group.
+    std::vector<RFactor> keys(size_t(layers) * G);
 #pragma omp parallel for schedule(dynamic)
-    for (int g = 0; g < c.n_kv_heads; ++g)
-      error.capture([&] { keys[g] = factor(wk, g, l, model.layers[l].k.weight); });
+    for (int task = 0; task < layers * G; ++task)
+      error.capture([&] {
+        const int l = task / G;
+        keys[task] = factor(wk[l], task % G, l0 + l, model.layers[l0 + l].k.weight);
+      });
     error.rethrow();
 #pragma omp parallel for schedule(dynamic)
-    for (int h = 0; h < c.n_heads; ++h)
+    for (int task = 0; task < layers * H; ++task)
       error.capture([&] {
+        const int l = task / H, h = task % H;
         // M = W_Q^(h)T W_K^(g): singular values of R_q R_k^T.
-        HeadSpectrum& hs = out.heads[size_t(l) * c.n_heads + h];
-        hs.sigma = factor_product_singular_values(factor(wq, h, l, model.layers[l].q.weight), keys[c.kv_head_of(h)], 1.0);
+        HeadSpectrum& hs = out.heads[size_t(l0 + l) * H + h];
+        hs.sigma = factor_product_singular_values(factor(wq[l], h, l0 + l, model.layers[l0 + l].q.weight),
+                                                  keys[size_t(l) * G + c.kv_head_of(h)], 1.0);
         hs.summary = summarize(hs.sigma);
       });
     error.rethrow();
+    l0 += layers;
   }
   return out;
 }
@@ -68,12 +85,17 @@ WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, in
         const auto t0 = std::chrono::steady_clock::now();
         const long ldq = long(c.n_heads) * c.head_dim, ldk = long(c.n_kv_heads) * c.head_dim;
         FirstException error;
-        // The centred keys' R factor is shared by the H / G query heads of each KV group.
+        // The centred keys' R factor is shared by the H / G query heads of each KV group; it is
+        // computed first when shared, inside the head's own task when not (one wait per layer
+        // instead of two).
+        auto key_factor = [&](int g) { return row_factor(a.k + g * c.head_dim, ldk, a.n, c.head_dim, /*centre=*/true); };
+        const bool shared_keys = c.n_kv_heads < c.n_heads;
         std::vector<RFactor> key_factors(c.n_kv_heads);
+        if (shared_keys) {
 #pragma omp parallel for schedule(dynamic)
-        for (int g = 0; g < c.n_kv_heads; ++g)
-          error.capture([&] { key_factors[g] = row_factor(a.k + g * c.head_dim, ldk, a.n, c.head_dim, /*centre=*/true); });
-        error.rethrow();
+          for (int g = 0; g < c.n_kv_heads; ++g) error.capture([&] { key_factors[g] = key_factor(g); });
+          error.rethrow();
+        }
         // One task per head, plus (--data-side) the layer's Xc spectrum as task -1, started first.
         const int first_task = options.data_side ? -1 : 0;
 #pragma omp parallel for schedule(dynamic)
@@ -87,6 +109,7 @@ WindowResult analyze_window(const Model& model, std::span<const int32_t> ids, in
           r.layer = a.layer;
           r.head = h;
           r.kv_head = g;
+          if (!shared_keys) key_factors[g] = key_factor(g);
           // E~ = s Q_h Kc_g^T  (METRICS.md, energy field), reduced exactly to d_h x d_h.
           r.field.sigma = factor_product_singular_values(
               row_factor(a.q + h * c.head_dim, ldq, a.n, c.head_dim, /*centre=*/false), key_factors[g],
