@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / "cache"
 PY = sys.executable
+# The installed command itself, found beside this Python first: a version manager's shim on PATH
+# (pyenv's is a bash script) would add ~0.1 s to every timed run, and the baseline runs PY directly.
+ATTNSPEC = shutil.which("attnspec", path=str(Path(PY).parent)) or shutil.which("attnspec") or "attnspec"
 
 SHAPES = {
     "gpt2-124m": ("gpt2", dict(n_embd=768, n_layer=12, n_head=12, n_positions=1024, vocab_size=50257), "float32"),
@@ -103,7 +107,7 @@ def timed(cmd: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
 
 
 def attnspec_run(model: Path, ids: Path, ctx: int, out: Path, threads: int, windows: int, *extra) -> tuple[float, int, dict]:
-    wall, rss, _ = timed(["attnspec", "analyze", "--model", str(model), "--token-ids", str(ids), "--ctx", str(ctx),
+    wall, rss, _ = timed([ATTNSPEC, "analyze", "--model", str(model), "--token-ids", str(ids), "--ctx", str(ctx),
                           "--out", str(out), "--threads", str(threads), "--max-windows", str(windows), "--quiet", *extra])
     return wall, rss, json.loads((out / "summary.json").read_text())
 
@@ -158,7 +162,8 @@ def main(argv=None):
     work = Path(tempfile.mkdtemp(prefix="attnspec-bench-"))
     threads = os.cpu_count() or 2
     results["machine"]["sgemm_gflops"] = {t: attnspec._core.sgemm_gflops(2048, t, 5) for t in (1, threads)}
-    log(f"sgemm (2048^3, OpenBLAS): {results['machine']['sgemm_gflops']} GFLOP/s")
+    log(f"sgemm (2048^3, OpenBLAS): {results['machine']['sgemm_gflops']} GFLOP/s; timing {ATTNSPEC}")
+    results["attnspec_command"] = ATTNSPEC
 
     if only & {"A", "B", "D", "E"}:
         gpt2 = checkpoint("gpt2-124m")
@@ -236,7 +241,7 @@ def main(argv=None):
         mistral = checkpoint("mistral-7b")
         size = sum(p.stat().st_size for p in mistral.glob("*.safetensors"))
         ids = token_file(2048, 32000)
-        wall, rss_kb, proc = timed(["attnspec", "analyze", "--model", str(mistral), "--token-ids", str(ids), "--ctx", "2048",
+        wall, rss_kb, proc = timed([ATTNSPEC, "analyze", "--model", str(mistral), "--token-ids", str(ids), "--ctx", "2048",
                                     "--out", str(work / "f"), "--threads", str(threads), "--max-windows", "1", "--quiet"])
         ratio = rss_kb * 1024 / size
         results["F_mistral_7b_bf16_2048"] = {"seconds": wall, "peak_rss_bytes": rss_kb * 1024, "checkpoint_bytes": size,
@@ -256,7 +261,7 @@ def main(argv=None):
         log(f"F  baseline on Mistral-7B: {fate} after {time.perf_counter() - t0:.0f} s")
         llama = checkpoint("llama-3.2-1b")
         ids = token_file(8192, 128256)
-        wall, rss_kb, _ = timed(["attnspec", "analyze", "--model", str(llama), "--token-ids", str(ids), "--ctx", "8192",
+        wall, rss_kb, _ = timed([ATTNSPEC, "analyze", "--model", str(llama), "--token-ids", str(ids), "--ctx", "8192",
                                  "--out", str(work / "f8k"), "--threads", str(threads), "--max-windows", "1", "--quiet"])
         results["F_llama_1b_8192"] = {"seconds": wall, "peak_rss_bytes": rss_kb * 1024}
         log(f"F  Llama-3.2-1B, ctx 8192: completed in {wall:.0f} s, peak RSS {rss_kb / 2**20:.2f} GiB")
