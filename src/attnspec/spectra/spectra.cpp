@@ -13,9 +13,9 @@ namespace attnspec {
 namespace {
 
 // The R factor of a thin QR of A (A = U R, U orthonormal) from its c x c Gram matrix G = A^T A
-// (upper triangle, column-major, overwritten): A^T A = R^T R, so R is the pivoted Cholesky factor
-// of G (dpstrf; "Cholesky QR"). The pivoting stops at A's numerical rank, so rank-deficient
-// factors (n < d_h, centred keys) give exact zeros. Singular values of products built from these
+// (upper triangle, column-major, overwritten): A^T A = R^T R, so R is a Cholesky factor of G
+// ("Cholesky QR"). When A is not of full numerical rank the pivoted factor (dpstrf) stops at that
+// rank, so rank-deficient factors (n < d_h, centred keys) give exact zeros. Singular values of products built from these
 // factors agree with a dense float64 SVD to about sqrt(eps) * sigma_1 (~1e-8), far inside the 1e-6
 // of METRICS.md, at a fraction of Householder QR's cost (level-3 dsyrk does most of the work).
 RFactor factor_from_gram(std::vector<double>& g, int c) {

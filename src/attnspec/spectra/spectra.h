@@ -1,6 +1,7 @@
 // The exact low-rank spectra of METRICS.md. Both objects have the form A1 A2^T with tall, thin
 // factors, so with thin QR factorisations A1 = U1 R1 and A2 = U2 R2 their singular values are those
-// of the small matrix R1 R2^T (R from the pivoted Cholesky factor of the float64 Gram A^T A):
+// of the small matrix R1 R2^T (R from the Cholesky factor of the float64 Gram A^T A, pivoted when
+// A is rank deficient; the values as square roots of the eigenvalues of R1 R2^T's smaller Gram):
 //   energy field       E~ = s Q Kc^T          (A1 = Q [n x d_h],      A2 = Kc = K - 1 kbar^T)
 //   learned interaction M = W_Q^(h)T W_K^(g)  (A1 = W_Q^T [d x d_h], A2 = W_K^T [d x d_h])
 // Cost O(m d_h^2) instead of O(m^3); computed in float64 whatever the input precision.
