@@ -25,6 +25,14 @@ def shared_path(*parts: str) -> Path:
     return p
 
 
+def books() -> list[Path]:
+    """The five Project Gutenberg books of ../shared/corpus."""
+    found = sorted(shared_path("corpus").glob("pg*.txt"))
+    if len(found) < 5:
+        pytest.fail(f"expected the five Gutenberg books in {shared_path('corpus')}, found {len(found)}")
+    return found
+
+
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory):
     """make(family, variant, dtype) -> path of a tiny random transformers checkpoint, built once."""

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from safetensors import safe_open
 from tokenizers import Tokenizer as HfTokenizer
 from tokenizers import normalizers
@@ -27,7 +26,7 @@ from tokenizers import normalizers
 import attnspec
 import hf_oracle
 from attnspec import _core
-from conftest import shared_path
+from conftest import books, shared_path
 
 # --------------------------------------------------------------------------------------------
 # The real checkpoint
@@ -52,13 +51,6 @@ def hf_tokenizer(path: Path) -> HfTokenizer:
     tok.no_truncation()  # the file asks for 128-token truncation and padding; attnspec cuts its own windows
     tok.no_padding()
     return tok
-
-
-def books() -> list[Path]:
-    found = sorted(shared_path("corpus").glob("pg*.txt"))
-    if len(found) < 5:
-        pytest.fail(f"expected the five books in {shared_path('corpus')}, found {len(found)}")
-    return found
 
 
 def book_texts(chars: int = 6000) -> list[str]:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from cli_checks import expect_input_error
+from cli_checks import attnspec_tokenize, expect_input_error
 from gguf_writer import write_gguf, write_tokenizer_gguf
 from test_format_llama2c import read_spectra
 
@@ -92,14 +92,6 @@ def hf_ids(tokenizer_json, text):
     return Tokenizer.from_file(str(tokenizer_json)).encode(text, add_special_tokens=False).ids
 
 
-def attnspec_ids(model, text, tmp_path):
-    f = tmp_path / "text.txt"
-    f.write_text(text, encoding="utf-8")
-    proc = subprocess.run(["attnspec", "tokenize", "--model", str(model), "--text", str(f)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
 @pytest.mark.parametrize("name,kind,pre", [("mistral", "llama", None), ("gpt2", "gpt2", "gpt-2"),
                                            ("qwen2", "gpt2", "qwen2"), ("llama3", "gpt2", "llama-bpe")])
 def test_gguf_tokenizer_matches_hf(tmp_path, name, kind, pre):
@@ -109,7 +101,7 @@ def test_gguf_tokenizer_matches_hf(tmp_path, name, kind, pre):
     # Two runs (loading a 150k-token vocabulary costs a second or two each): the examples joined
     # by blank lines, and a stretch of a novel.
     for text in ["\n\n".join(examples), corpus_sample()]:
-        assert attnspec_ids(gguf_file, text, tmp_path) == hf_ids(folder / "tokenizer.json", text), text[:80]
+        assert attnspec_tokenize(gguf_file, text, tmp_path) == hf_ids(folder / "tokenizer.json", text), text[:80]
 
 
 def test_gguf_spm_tokenizer_equals_llama2c(checkpoints, tmp_path):
@@ -122,8 +114,8 @@ def test_gguf_spm_tokenizer_equals_llama2c(checkpoints, tmp_path):
     spm = ([p.decode("utf-8", errors="surrogateescape").replace(" ", "\u2581") for p in pieces], scores)
     model = write_gguf(checkpoints("llama", "base"), tmp_path / "with_tok.gguf", "Q8_0", spm_vocab=spm)
     text = corpus_sample()[:8000]
-    ids = attnspec_ids(model, text, tmp_path)
-    assert ids == attnspec_ids(bin_model, text, tmp_path) and len(ids) > 1000
+    ids = attnspec_tokenize(model, text, tmp_path)
+    assert ids == attnspec_tokenize(bin_model, text, tmp_path) and len(ids) > 1000
     f = tmp_path / "t.txt"
     f.write_text(text)
     out = tmp_path / "run"

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import TESTS, shared_path
-from cli_checks import expect_input_error
+from cli_checks import attnspec_tokenize, expect_input_error
 
 STORY = TESTS.parent / "examples" / "stories260K_story.json"
 
@@ -136,14 +136,6 @@ TEXTS = [
     "Ünïcödé and 東京 and emoji 😀 need byte fallback; tabs\tand 1234567890.",
     "x",
 ]
-
-
-def attnspec_tokenize(model, text, tmp_path):
-    f = tmp_path / "text.txt"
-    f.write_text(text, encoding="utf-8")
-    proc = subprocess.run(["attnspec", "tokenize", "--model", str(model), "--text", str(f)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
 def test_tokenizer_matches_runc(bin_model, tmp_path):

@@ -18,8 +18,8 @@ from tokenizers import AddedToken, Regex, Tokenizer as HfTokenizer
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from attnspec import _core
+from conftest import books, shared_path as shared
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FAMILIES = ["gpt2", "llama3", "qwen2", "mistral"]
 InputError = getattr(_core, "InputError", ValueError)
 
@@ -27,21 +27,6 @@ LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,
                 r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 QWEN2_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
                r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
-
-
-def shared(*parts: str) -> Path:
-    """A path in ../shared; the test fails (never skips) when the reference data is missing."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.fail(f"reference data not found: {path} (the tests expect ../shared beside the repository)")
-    return path
-
-
-def books() -> list[Path]:
-    found = sorted(shared("corpus").glob("pg*.txt"))
-    if len(found) < 5:
-        pytest.fail(f"expected the five Gutenberg books in {shared('corpus')}, found {len(found)}")
-    return found
 
 
 def first_difference(ours: list[int], theirs: list[int]) -> str:
