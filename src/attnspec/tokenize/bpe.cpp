@@ -226,15 +226,8 @@ void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out) const 
   out.insert(out.end(), symbols.begin(), symbols.end());
 }
 
-void BpeModel::tokenize_cached(std::string_view word, std::vector<int32_t>& out,
-                               WordCache& cache) const {
-  if (const auto* hit = cache.find(word)) {
-    out.insert(out.end(), hit->begin(), hit->end());
-    return;
-  }
-  const size_t before = out.size();
-  tokenize(word, out);
-  cache.insert(word, out.data() + before, out.size() - before);
+void BpeModel::tokenize_cached(std::string_view word, std::vector<int32_t>& out, WordCache& cache) const {
+  cache.append(word, out, [this](std::string_view w, std::vector<int32_t>& o) { tokenize(w, o); });
 }
 
 void BpeModel::tokenize(std::string_view word, std::vector<int32_t>& out, WordCache& cache) const {

@@ -41,6 +41,17 @@ class WordCache {
     map_.emplace(std::string(word), std::vector<int32_t>(ids, ids + n));
   }
   size_t size() const { return map_.size(); }
+  // Appends the ids of `word`: the remembered ones, else tokenize(word, out)'s, remembered.
+  template <typename Tokenize>
+  void append(std::string_view word, std::vector<int32_t>& out, Tokenize&& tokenize) {
+    if (const auto* ids = find(word)) {
+      out.insert(out.end(), ids->begin(), ids->end());
+      return;
+    }
+    const size_t first = out.size();
+    tokenize(word, out);
+    insert(word, out.data() + first, out.size() - first);
+  }
 
  private:
   std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> map_;

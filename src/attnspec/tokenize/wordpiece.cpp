@@ -61,13 +61,7 @@ void WordPieceModel::tokenize(std::string_view word, std::vector<int32_t>& out) 
 }
 
 void WordPieceModel::tokenize(std::string_view word, std::vector<int32_t>& out, WordCache& cache) const {
-  if (const auto* ids = cache.find(word)) {
-    out.insert(out.end(), ids->begin(), ids->end());
-    return;
-  }
-  const size_t first = out.size();
-  tokenize(word, out);
-  cache.insert(word, out.data() + first, out.size() - first);
+  cache.append(word, out, [this](std::string_view w, std::vector<int32_t>& o) { tokenize(w, o); });
 }
 
 Vocab parse_vocab_txt(std::string_view text) {
