@@ -34,9 +34,9 @@ constexpr int64_t kParallelMin = 1 << 16;
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// x[i] = exp(x[i]). The softmax and the MLP activations take hundreds of millions of exps per
-// window; on CPUs with AVX2 they go eight at a time through glibc's vector expf (libmvec, the
-// same accuracy class as expf), chosen once at run time, so the binary stays portable.
+// x[i] = exp(x[i]). The MLP activations take hundreds of millions of exps per window; on CPUs
+// with AVX2 they go eight at a time through glibc's vector expf (libmvec, the same accuracy class
+// as expf), chosen once at run time, so the binary stays portable.
 #ifdef ATTNSPEC_HAVE_MVEC
 extern "C" __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256);
 
@@ -46,17 +46,72 @@ __attribute__((target("avx2,fma"))) void exp_inplace_avx2(float* x, int64_t len)
   for (; i < len; ++i) x[i] = std::exp(x[i]);
 }
 
+// The softmax's two passes over a row of scores, eight lanes at a time.
+__attribute__((target("avx2,fma"))) float max_avx2(const float* x, int64_t len) {
+  __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t i = 0;
+  for (; i + 8 <= len; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  float mx = *std::max_element(lanes, lanes + 8);
+  for (; i < len; ++i) mx = std::max(mx, x[i]);
+  return mx;
+}
+
+__attribute__((target("avx2,fma"))) float exp_shifted_sum_avx2(float* x, int64_t len, float shift) {
+  const __m256 s = _mm256_set1_ps(shift);
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    const __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+    _mm256_storeu_ps(x + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc);
+  float sum = 0;
+  for (float l : lanes) sum += l;
+  for (; i < len; ++i) sum += x[i] = std::exp(x[i] - shift);
+  return sum;
+}
 #endif
 
-void exp_inplace(float* x, int64_t len) {
+bool have_avx2() {
 #ifdef ATTNSPEC_HAVE_MVEC
   static const bool avx2 = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   }();
-  if (avx2) return exp_inplace_avx2(x, len);
+  return avx2;
+#else
+  return false;
+#endif
+}
+
+void exp_inplace(float* x, int64_t len) {
+#ifdef ATTNSPEC_HAVE_MVEC
+  if (have_avx2()) return exp_inplace_avx2(x, len);
 #endif
   for (int64_t i = 0; i < len; ++i) x[i] = std::exp(x[i]);
+}
+
+float max_of(const float* x, int64_t len) {
+#ifdef ATTNSPEC_HAVE_MVEC
+  if (have_avx2()) return max_avx2(x, len);
+#endif
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < len; ++i) mx = std::max(mx, x[i]);
+  return mx;
+}
+
+// x[i] = exp(x[i] - shift); returns the sum of the new x.
+float exp_shifted_sum(float* x, int64_t len, float shift) {
+#ifdef ATTNSPEC_HAVE_MVEC
+  if (have_avx2()) return exp_shifted_sum_avx2(x, len, shift);
+#endif
+  float sum = 0;
+  for (int64_t i = 0; i < len; ++i) sum += x[i] = std::exp(x[i] - shift);
+  return sum;
 }
 
 // Widens one layer's weights to float32 on first use and keeps them until the layer is done.
@@ -128,6 +183,15 @@ class LayerWeights {
   std::vector<const TensorView*> touched_;
 };
 
+// A projection's output tile starts as its bias rows and the product is added onto them (the
+// sgemm's beta = 1): OpenBLAS otherwise clears the tile first (beta = 0) and the bias would take a
+// second pass over it. Returns the beta for the sgemm (0 without a bias).
+float bias_rows(const float* bias, float* y, int rows, int64_t cols, int64_t ldy) {
+  if (!bias) return 0.0f;
+  for (int i = 0; i < rows; ++i) std::copy_n(bias, cols, y + int64_t(i) * ldy);
+  return 1.0f;
+}
+
 // A fused [out_total, in] weight whose heads are interleaved (LinearSpec::head_stride): one sgemm
 // per (block of rows, head), each over that head's contiguous rows.
 void apply_linear_per_head(LayerWeights& w, const LinearSpec& s, const float* x, int n, int64_t ldx, float* y,
@@ -142,11 +206,9 @@ void apply_linear_per_head(LayerWeights& w, const LinearSpec& s, const float* x,
     const int r0 = (task / heads) * kTileRows, rows = std::min(kTileRows, n - r0), h = task % heads;
     const int64_t c0 = int64_t(h) * s.head_rows, stored = s.stored_row(c0);
     float* yt = y + int64_t(r0) * ldy + c0;
+    const float beta = bias_rows(bias ? bias + stored : nullptr, yt, rows, s.head_rows, ldy);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, static_cast<int>(s.head_rows), s.in, 1.0f,
-                x + int64_t(r0) * ldx, ldx, weight + stored * s.in, s.in, 0.0f, yt, ldy);
-    if (bias)
-      for (int i = 0; i < rows; ++i)
-        for (int64_t o = 0; o < s.head_rows; ++o) yt[i * ldy + o] += bias[stored + o];
+                x + int64_t(r0) * ldx, ldx, weight + stored * s.in, s.in, beta, yt, ldy);
   }
 }
 
@@ -175,15 +237,13 @@ void apply_linear(const TensorStore& store, LayerWeights& w, const LinearSpec& s
     const int64_t c0 = int64_t(task % col_tiles) * kTileCols, cols = std::min(kTileCols, s.out - c0);
     const float* xt = x + int64_t(r0) * ldx;
     float* yt = y + int64_t(r0) * ldy + c0;
+    const float beta = bias_rows(bias ? bias + s.col_offset + s.row_offset + c0 : nullptr, yt, rows, cols, ldy);
     if (s.in_out_layout)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, s.in, 1.0f, xt, ldx,
-                  weight + s.col_offset + c0, ld, 0.0f, yt, ldy);
+                  weight + s.col_offset + c0, ld, beta, yt, ldy);
     else
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, s.in, 1.0f, xt, ldx,
-                  weight + (s.row_offset + c0) * ld, ld, 0.0f, yt, ldy);
-    if (bias)
-      for (int i = 0; i < rows; ++i)
-        for (int64_t o = 0; o < cols; ++o) yt[i * ldy + o] += bias[s.col_offset + s.row_offset + c0 + o];
+                  weight + (s.row_offset + c0) * ld, ld, beta, yt, ldy);
   }
 }
 
@@ -249,7 +309,7 @@ void apply_rope(const ModelConfig& c, const std::vector<float>& inv_freq, float*
 // stacked into one product, so each block of keys and values is packed once per group rather than
 // once per head.
 void attention(const ModelConfig& c, int layer, const float* q, const float* k, const float* v, float* out, int n) {
-  constexpr int kBlock = 128;
+  constexpr int kBlock = 64;
   const int dh = c.head_dim, ldq = c.n_heads * dh, ldk = c.n_kv_heads * dh, group = c.n_heads / c.n_kv_heads;
   const int window = c.causal ? c.sliding_window[layer] : 0;
   const float scale = static_cast<float>(c.softmax_scale[layer]);
@@ -259,7 +319,8 @@ void attention(const ModelConfig& c, int layer, const float* q, const float* k, 
   // does not depend on the thread count; the last (largest, causal) blocks are handed out first.
 #pragma omp parallel
   {
-    std::vector<float> scores(size_t(group) * kBlock * n), qs(size_t(group) * kBlock * dh), os(qs.size());
+    std::vector<float> scores(size_t(group) * kBlock * n), qs(size_t(group) * kBlock * dh), os(qs.size()),
+        inv_sum(size_t(group) * kBlock);
 #pragma omp for schedule(dynamic)
     for (int task = 0; task < c.n_kv_heads * blocks; ++task) {
       const int g = task / blocks, block = blocks - 1 - task % blocks;
@@ -271,6 +332,8 @@ void attention(const ModelConfig& c, int layer, const float* q, const float* k, 
       // scores[group * rows, cols] = s * Q[i0:i1] K_g[j0:j0 + cols]^T
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, group * rows, cols, dh, scale, qs.data(), dh,
                   k + int64_t(j0) * ldk + g * dh, ldk, 0.0f, scores.data(), cols);
+      // Each row's softmax is left unnormalised, exp(x - max); its 1 / sum scales the row of
+      // P V instead (d_h values rather than one per visible key).
       for (int R = 0; R < group * rows; ++R) {
         const int i = i0 + R % rows, lo = window > 0 ? std::max(j0, i - window + 1) : j0;
         const int hi = c.causal ? i : n - 1;  // last visible key
@@ -279,23 +342,20 @@ void attention(const ModelConfig& c, int layer, const float* q, const float* k, 
         const int len = hi - lo + 1;
         if (cap > 0)
           for (int j = 0; j < len; ++j) live[j] = cap * std::tanh(live[j] / cap);
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int j = 0; j < len; ++j) mx = std::max(mx, live[j]);
-        for (int j = 0; j < len; ++j) live[j] -= mx;
-        exp_inplace(live, len);
-        float sum = 0;
-        for (int j = 0; j < len; ++j) sum += live[j];
-        const float inv = 1.0f / sum;
+        inv_sum[R] = 1.0f / exp_shifted_sum(live, len, max_of(live, len));
         std::fill(row, live, 0.0f);
-        for (int j = 0; j < len; ++j) live[j] *= inv;
         std::fill(live + len, row + cols, 0.0f);
       }
       // os[group * rows, d_h] = P V_g[j0:j0 + cols], then back to each head's columns of out
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, group * rows, dh, cols, 1.0f, scores.data(), cols,
                   v + int64_t(j0) * ldk + g * dh, ldk, 0.0f, os.data(), dh);
       for (int m = 0; m < group; ++m)
-        for (int r = 0; r < rows; ++r)
-          std::copy_n(os.data() + (int64_t(m) * rows + r) * dh, dh, out + int64_t(i0 + r) * ldq + (g * group + m) * dh);
+        for (int r = 0; r < rows; ++r) {
+          const float* o = os.data() + (int64_t(m) * rows + r) * dh;
+          float* dst = out + int64_t(i0 + r) * ldq + (g * group + m) * dh;
+          const float inv = inv_sum[m * rows + r];
+          for (int e = 0; e < dh; ++e) dst[e] = o[e] * inv;
+        }
     }
   }
 }
