@@ -16,6 +16,7 @@
 #include <numbers>
 #include <vector>
 
+#include "attnspec/common/cpu.h"
 #include "attnspec/common/error.h"
 
 // OpenBLAS's own thread control (not part of the CBLAS interface). The pool shutdown is looked up
@@ -76,28 +77,16 @@ __attribute__((target("avx2,fma"))) float exp_shifted_sum_avx2(float* x, int64_t
 }
 #endif
 
-bool have_avx2() {
-#ifdef ATTNSPEC_HAVE_MVEC
-  static const bool avx2 = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return avx2;
-#else
-  return false;
-#endif
-}
-
 void exp_inplace(float* x, int64_t len) {
 #ifdef ATTNSPEC_HAVE_MVEC
-  if (have_avx2()) return exp_inplace_avx2(x, len);
+  if (cpu_has_avx2_fma()) return exp_inplace_avx2(x, len);
 #endif
   for (int64_t i = 0; i < len; ++i) x[i] = std::exp(x[i]);
 }
 
 float max_of(const float* x, int64_t len) {
 #ifdef ATTNSPEC_HAVE_MVEC
-  if (have_avx2()) return max_avx2(x, len);
+  if (cpu_has_avx2_fma()) return max_avx2(x, len);
 #endif
   float mx = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < len; ++i) mx = std::max(mx, x[i]);
@@ -107,7 +96,7 @@ float max_of(const float* x, int64_t len) {
 // x[i] = exp(x[i] - shift); returns the sum of the new x.
 float exp_shifted_sum(float* x, int64_t len, float shift) {
 #ifdef ATTNSPEC_HAVE_MVEC
-  if (have_avx2()) return exp_shifted_sum_avx2(x, len, shift);
+  if (cpu_has_avx2_fma()) return exp_shifted_sum_avx2(x, len, shift);
 #endif
   float sum = 0;
   for (int64_t i = 0; i < len; ++i) sum += x[i] = std::exp(x[i] - shift);

@@ -3,11 +3,16 @@
 #include <lapacke.h>
 
 #include <cblas.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
+
+#include "attnspec/common/cpu.h"
 
 namespace attnspec {
 namespace {
@@ -78,6 +83,86 @@ inline void prefetch_row(const void* row, long bytes) {
   for (long b = 0; b < bytes && b < 512; b += 64) prefetch_line(p + b);
 }
 
+// --- G = X^T X, streamed -------------------------------------------------------------------------
+// The Gram matrices are most of the spectra's arithmetic (two n x d_h per head and window). X
+// arrives in float32 (activations, weights), d_h values per row, rows far apart in memory. Rather
+// than widen all of X into a float64 copy and hand it to dsyrk (which packs it twice more), rows
+// are widened a few at a time into a buffer that stays in L1, and each chunk's outer products are
+// added onto G's upper triangle in 8 x 6 register tiles (float64 FMA, the same arithmetic as
+// dsyrk's in another order).
+
+#if defined(__x86_64__)
+// g[a0:a0+8, b0:b0+NB] += x[:, a0:a0+8]^T x[:, b0:b0+NB] over `rows` rows of c doubles.
+template <int NB>
+__attribute__((target("avx2,fma"), always_inline)) inline void gram_tile(const double* x, int rows, int c, int a0,
+                                                                          int b0, double* g) {
+  __m256d lo[NB], hi[NB];
+  for (int b = 0; b < NB; ++b) {
+    lo[b] = _mm256_loadu_pd(g + size_t(b0 + b) * c + a0);
+    hi[b] = _mm256_loadu_pd(g + size_t(b0 + b) * c + a0 + 4);
+  }
+  for (int i = 0; i < rows; ++i) {
+    const double* xi = x + size_t(i) * c;
+    const __m256d a_lo = _mm256_loadu_pd(xi + a0), a_hi = _mm256_loadu_pd(xi + a0 + 4);
+    for (int b = 0; b < NB; ++b) {
+      const __m256d xb = _mm256_broadcast_sd(xi + b0 + b);
+      lo[b] = _mm256_fmadd_pd(a_lo, xb, lo[b]);
+      hi[b] = _mm256_fmadd_pd(a_hi, xb, hi[b]);
+    }
+  }
+  for (int b = 0; b < NB; ++b) {
+    _mm256_storeu_pd(g + size_t(b0 + b) * c + a0, lo[b]);
+    _mm256_storeu_pd(g + size_t(b0 + b) * c + a0 + 4, hi[b]);
+  }
+}
+
+// Upper triangle (and the few entries below it that share its tiles) of g += x^T x; c % 8 == 0.
+__attribute__((target("avx2,fma"))) void add_gram_avx2(const double* x, int rows, int c, double* g) {
+  for (int b0 = 0; b0 < c; b0 += 6)
+    for (int a0 = 0; a0 < std::min(b0 + 6, c); a0 += 8) switch (std::min(6, c - b0)) {
+        case 6: gram_tile<6>(x, rows, c, a0, b0, g); break;
+        case 5: gram_tile<5>(x, rows, c, a0, b0, g); break;
+        case 4: gram_tile<4>(x, rows, c, a0, b0, g); break;
+        case 3: gram_tile<3>(x, rows, c, a0, b0, g); break;
+        case 2: gram_tile<2>(x, rows, c, a0, b0, g); break;
+        default: gram_tile<1>(x, rows, c, a0, b0, g); break;
+      }
+}
+#endif
+
+bool tiled_gram(int c) {
+#if defined(__x86_64__)
+  return c % 8 == 0 && cpu_has_avx2_fma();
+#else
+  (void)c;
+  return false;
+#endif
+}
+
+// G (c x c, column-major, upper triangle) = X^T X for an n x c matrix X whose rows
+// `widen(i0, rows, buf)` writes as doubles, row-major, c per row.
+template <typename Widen>
+std::vector<double> streamed_gram(int n, int c, Widen widen) {
+  std::vector<double> g(size_t(c) * c, 0.0);
+  const bool tiled = tiled_gram(c);
+  // Tiled: 16 KB of rows at a time (L1); otherwise dsyrk on blocks of 256 rows.
+  const int chunk = tiled ? std::max(8, 2048 / std::max(c, 1)) : 256;
+  thread_local std::vector<double> buffer;
+  buffer.resize(size_t(chunk) * c);
+  for (int i0 = 0; i0 < n; i0 += chunk) {
+    const int rows = std::min(chunk, n - i0);
+    widen(i0, rows, buffer.data());
+#if defined(__x86_64__)
+    if (tiled) {
+      add_gram_avx2(buffer.data(), rows, c, g.data());
+      continue;
+    }
+#endif
+    cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, c, rows, 1.0, buffer.data(), c, 1.0, g.data(), c);
+  }
+  return g;
+}
+
 }  // namespace
 
 std::vector<double> dense_singular_values(const double* a, int m, int c) {
@@ -92,13 +177,9 @@ std::vector<double> dense_singular_values(const double* a, int m, int c) {
 
 template <typename T>
 RFactor row_factor(const T* x, long ldx, int n, int c, bool centre) {
-  // Row-major float64 copy, one sequential pass (the column means first when centring), then
-  // G = X^T X by dsyrk on the column-major view X^T [c x n]. The restrict-qualified pointers tell
-  // the compiler the copy cannot alias the means, so both loops vectorise.
-  thread_local std::vector<double> rows_buffer;
-  rows_buffer.resize(size_t(n) * c);
+  // G = X^T X of the rows (less their column means when centring, taken in a first pass), then
+  // its Cholesky factor.
   std::vector<double> mean_buffer(c, 0.0);
-  double* __restrict rows = rows_buffer.data();
   double* __restrict mean = mean_buffer.data();
   // A head's rows are short runs ldx apart (a new page every row or two), which the hardware
   // prefetchers do not follow: the first pass fetches a few rows ahead itself.
@@ -111,12 +192,12 @@ RFactor row_factor(const T* x, long ldx, int n, int c, bool centre) {
     }
     for (int j = 0; j < c; ++j) mean[j] /= n;
   }
-  for (int i = 0; i < n; ++i) {
-    if (!centre && i + kAhead < n) prefetch_row(x + (i + kAhead) * ldx, row_bytes);
-    for (int j = 0; j < c; ++j) rows[size_t(i) * c + j] = static_cast<double>(x[i * ldx + j]) - mean[j];
-  }
-  std::vector<double> g(size_t(c) * c, 0.0);
-  if (n > 0) cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, c, n, 1.0, rows, c, 0.0, g.data(), c);
+  std::vector<double> g = streamed_gram(n, c, [&](int i0, int rows, double* __restrict out) {
+    for (int i = i0; i < i0 + rows; ++i) {
+      if (!centre && i + kAhead < n) prefetch_row(x + (i + kAhead) * ldx, row_bytes);
+      for (int j = 0; j < c; ++j) out[size_t(i - i0) * c + j] = static_cast<double>(x[i * ldx + j]) - mean[j];
+    }
+  });
   RFactor f = factor_from_gram(g, c);
   f.rows = n;
   return f;
@@ -160,14 +241,11 @@ std::vector<double> factor_product_singular_values(const RFactor& a, const RFact
 
 template <typename T>
 RFactor column_factor(const T* a, long lda, int m, int c) {
-  // A contiguous float64 copy (one sequential pass per column), then G = A^T A by dsyrk.
-  thread_local std::vector<double> cols_buffer;
-  cols_buffer.resize(size_t(m) * c);
-  double* __restrict cols = cols_buffer.data();
-  for (int j = 0; j < c; ++j)
-    for (int i = 0; i < m; ++i) cols[size_t(j) * m + i] = static_cast<double>(a[j * lda + i]);
-  std::vector<double> g(size_t(c) * c, 0.0);
-  if (m > 0) cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, c, m, 1.0, cols, m, 0.0, g.data(), c);
+  // G = A^T A, A's columns contiguous: each chunk of rows is gathered column by column.
+  std::vector<double> g = streamed_gram(m, c, [&](int i0, int rows, double* __restrict out) {
+    for (int j = 0; j < c; ++j)
+      for (int i = 0; i < rows; ++i) out[size_t(i) * c + j] = static_cast<double>(a[j * lda + i0 + i]);
+  });
   RFactor f = factor_from_gram(g, c);
   f.rows = m;
   return f;

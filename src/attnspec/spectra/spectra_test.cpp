@@ -37,7 +37,7 @@ void expect_spectra_match(const std::vector<double>& fast, const std::vector<dou
 
 TEST(ProductSingularValues, MatchesDenseSvdOnRandomFactors) {
   std::mt19937 rng(1);
-  for (auto [m, c] : {std::pair{200, 16}, {64, 64}, {300, 7}}) {
+  for (auto [m, c] : {std::pair{200, 16}, {64, 64}, {300, 7}, {1000, 24}, {130, 128}}) {
     auto a1 = random_matrix(m, c, rng), a2 = random_matrix(m, c, rng);
     auto dense = dense_product(a1, a2, m, c);
     auto fast = product_singular_values(a1.data(), m, c, a2.data(), c);
@@ -71,28 +71,33 @@ TEST(ProductSingularValues, FewerRowsThanColumns) {
 }
 
 TEST(EnergyField, RowCentredAndScaled) {
-  // E~ = s Q (K - 1 kbar^T)^T materialised and row-centred directly, against the fast path.
+  // E~ = s Q (K - 1 kbar^T)^T materialised and row-centred directly, against the fast path. The
+  // shapes cover the Gram's tiled path (d_h a multiple of 8; one chunk of rows, several, and a
+  // partial last one) and its dsyrk path (d_h = 20).
   std::mt19937 rng(4);
-  const int n = 40, dh = 8, heads = 3, h = 1;
-  const double s = 0.35;
-  std::normal_distribution<float> normal;
-  std::vector<float> q(n * heads * dh), k(n * heads * dh);
-  for (float& x : q) x = normal(rng);
-  for (float& x : k) x = normal(rng) + 2.0f;  // a large common key offset that centring removes
-  std::vector<double> e(size_t(n) * n);
-  for (int i = 0; i < n; ++i) {
-    double mean = 0;
-    for (int j = 0; j < n; ++j) {
-      double dot = 0;
-      for (int t = 0; t < dh; ++t) dot += double(q[i * heads * dh + h * dh + t]) * k[j * heads * dh + h * dh + t];
-      e[size_t(j) * n + i] = s * dot;
-      mean += s * dot;
+  for (auto [n, dh] : {std::pair{40, 8}, {300, 64}, {150, 20}}) {
+    const int heads = 3, h = 1;
+    const double s = 0.35;
+    std::normal_distribution<float> normal;
+    std::vector<float> q(n * heads * dh), k(n * heads * dh);
+    for (float& x : q) x = normal(rng);
+    for (float& x : k) x = normal(rng) + 2.0f;  // a large common key offset that centring removes
+    std::vector<double> e(size_t(n) * n);
+    for (int i = 0; i < n; ++i) {
+      double mean = 0;
+      for (int j = 0; j < n; ++j) {
+        double dot = 0;
+        for (int t = 0; t < dh; ++t) dot += double(q[i * heads * dh + h * dh + t]) * k[j * heads * dh + h * dh + t];
+        e[size_t(j) * n + i] = s * dot;
+        mean += s * dot;
+      }
+      for (int j = 0; j < n; ++j) e[size_t(j) * n + i] -= mean / n;
     }
-    for (int j = 0; j < n; ++j) e[size_t(j) * n + i] -= mean / n;
+    auto dense = dense_singular_values(e.data(), n, n);
+    auto fast = energy_field_singular_values(q.data() + h * dh, heads * dh, k.data() + h * dh, heads * dh, n, dh, s);
+    SCOPED_TRACE("n " + std::to_string(n) + ", d_h " + std::to_string(dh));
+    expect_spectra_match(fast, dense);
   }
-  auto dense = dense_singular_values(e.data(), n, n);
-  auto fast = energy_field_singular_values(q.data() + h * dh, heads * dh, k.data() + h * dh, heads * dh, n, dh, s);
-  expect_spectra_match(fast, dense);
 }
 
 TEST(Metrics, HandComputedValues) {
