@@ -99,6 +99,17 @@ def test_nan_weights_are_reported_by_layer(setup):
     expect_input_error(run_analyze(model, ids, out), out, "layer 2", "model.layers.2.self_attn.q_proj.weight", "NaN")
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_non_finite_activations_are_reported_by_layer(setup, value):
+    # A bad value outside Q/K (layer 0's MLP) passes the weight spectra; the forward finds it in
+    # the activations it feeds to layer 1.
+    model, ids, out = setup
+    tensors = load_file(model / "model.safetensors")
+    tensors["model.layers.0.mlp.down_proj.weight"][3, 5] = value
+    save_file(tensors, model / "model.safetensors", metadata={"format": "pt"})
+    expect_input_error(run_analyze(model, ids, out), out, "layer 1", "non-finite")
+
+
 def test_token_id_outside_vocabulary(setup):
     model, ids, out = setup
     ids.write_text(json.dumps([5] * 20 + [512] + [5] * 20))

@@ -131,16 +131,20 @@ class LayerWeights {
   static void map_layers(const Model& model, int last_layer) {
 #ifdef MADV_POPULATE_READ
     if (large_checkpoint(*model.store)) return;
+    std::vector<const TensorView*> tensors;
     for (int l = 0; l <= last_layer; ++l) {
       const LayerSpec& L = model.layers[l];
-      for (const LinearSpec* s : {&L.q, &L.k, &L.v, &L.o, &L.up, &L.gate, &L.down}) {
-        if (s->weight.empty()) continue;
-        const TensorView& t = model.store->at(s->weight);
-        const uintptr_t page = 4096, begin = reinterpret_cast<uintptr_t>(t.data) / page * page;
-        // Best effort: an older kernel refuses the advice and the pages fault in as before.
-        ::madvise(reinterpret_cast<void*>(begin), reinterpret_cast<uintptr_t>(t.data) + t.nbytes - begin,
-                  MADV_POPULATE_READ);
-      }
+      for (const LinearSpec* s : {&L.q, &L.k, &L.v, &L.o, &L.up, &L.gate, &L.down})
+        if (!s->weight.empty()) tensors.push_back(&model.store->at(s->weight));
+    }
+    // Split over the threads (the page-table work is per thread; the kernel lets them overlap).
+#pragma omp parallel for schedule(dynamic)
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const TensorView& t = *tensors[i];
+      const uintptr_t page = 4096, begin = reinterpret_cast<uintptr_t>(t.data) / page * page;
+      // Best effort: an older kernel refuses the advice and the pages fault in as before.
+      ::madvise(reinterpret_cast<void*>(begin), reinterpret_cast<uintptr_t>(t.data) + t.nbytes - begin,
+                MADV_POPULATE_READ);
     }
 #else
     (void)model, (void)last_layer;
@@ -245,11 +249,15 @@ void normalise_rows(const ModelConfig& c, const float* w, const float* b, const 
   for (int i = 0; i < rows; ++i) {
     const float* xi = x + int64_t(i) * ld;
     float* yi = y + int64_t(i) * ld;
+    // float64 sums, as ATen's CPU kernels accumulate float32; in vector lanes (omp simd lets the
+    // compiler reorder the additions).
     double mean = 0, sq = 0;
     if (c.norm == NormKind::LayerNorm) {
+#pragma omp simd reduction(+ : mean)
       for (int j = 0; j < dim; ++j) mean += xi[j];
       mean /= dim;
     }
+#pragma omp simd reduction(+ : sq)
     for (int j = 0; j < dim; ++j) sq += (xi[j] - mean) * (xi[j] - mean);
     const float inv = static_cast<float>(1.0 / std::sqrt(sq / dim + c.norm_eps));
     const float m = static_cast<float>(mean);
@@ -387,10 +395,11 @@ void add_into(float* h, const float* x, int64_t count) {
 }
 
 void check_finite(const float* p, int64_t count, int layer, const char* what, const Model& m) {
-  bool bad = false;
-#pragma omp parallel for reduction(|| : bad) schedule(static) if (count > kParallelMin)
-  for (int64_t i = 0; i < count; ++i) bad = bad || !std::isfinite(p[i]);
-  if (bad)
+  // x * 0 is 0 for every finite x and NaN for an Inf or a NaN: one vectorisable sum finds both.
+  float probe = 0.0f;
+#pragma omp parallel for simd reduction(+ : probe) schedule(static) if (count > kParallelMin)
+  for (int64_t i = 0; i < count; ++i) probe += p[i] * 0.0f;
+  if (probe != 0.0f)
     throw input_error(m.path.string(), "non-finite values (NaN or Inf) in layer " + std::to_string(layer) + " " + what +
                                            "; the checkpoint's weights or the input overflow float32");
 }
