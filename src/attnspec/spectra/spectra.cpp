@@ -22,7 +22,7 @@ namespace {
 // ("Cholesky QR"). When A is not of full numerical rank the pivoted factor (dpstrf) stops at that
 // rank, so rank-deficient factors (n < d_h, centred keys) give exact zeros. Singular values of products built from these
 // factors agree with a dense float64 SVD to about sqrt(eps) * sigma_1 (~1e-8), far inside the 1e-6
-// of METRICS.md, at a fraction of Householder QR's cost (level-3 dsyrk does most of the work).
+// of METRICS.md, at a fraction of Householder QR's cost (the Gram matrix, streamed_gram below, does most of the work).
 RFactor factor_from_gram(std::vector<double>& g, int c) {
   // A NaN or Inf anywhere in column j of A makes G_jj = sum_i a_ij^2 non-finite (float32 inputs
   // cannot overflow it), so the diagonal alone tells whether A was finite.
