@@ -47,6 +47,28 @@ def test_queries_keys_and_inputs_match_transformers(checkpoints, family, variant
             assert diff < 1e-4, f"{family}/{variant}/{dtype} layer {layer} {name}: relative difference {diff:.2e}"
 
 
+# attnspec's attention works in blocks of 64 query rows; the 40-token windows above fit in one.
+# These take three, with sliding windows that reach back across block boundaries.
+LONG_CASES = [
+    ("gpt2", "base", {"n_positions": 256}),  # one query head per key head, learned positions
+    ("llama", "gqa4", {}),  # four query heads stacked per key head
+    ("mistral", "base", {"sliding_window": 70}),  # a window wider than a block
+    ("gemma2", "base", {"sliding_window": 50}),  # soft-capped logits, sliding and global layers
+    ("bert", "base", {"max_position_embeddings": 256}),  # an encoder: every key visible
+]
+
+
+@pytest.mark.parametrize("family,variant,overrides", LONG_CASES, ids=[f"{f}-{v}" for f, v, _ in LONG_CASES])
+def test_several_query_blocks_match_transformers(checkpoints, family, variant, overrides):
+    path = checkpoints(family, variant, "float32", **overrides)
+    ids = token_ids(150)
+    ref = hf_oracle.capture(path, ids)
+    for layer, got in enumerate(attnspec.Model.load(str(path)).capture(ids)):
+        for name in ("X", "Q", "K"):
+            diff = rel_diff(got[name].astype(np.float64), ref[name][layer])
+            assert diff < 1e-4, f"{family}/{variant} n 150 layer {layer} {name}: relative difference {diff:.2e}"
+
+
 @pytest.mark.parametrize("family,variant", CASES)
 def test_spectra_match_dense_float64_svd(checkpoints, family, variant):
     path = checkpoints(family, variant, "float32")
