@@ -213,21 +213,22 @@ void apply_linear_per_head(LayerWeights& w, const LinearSpec& s, const float* x,
 void apply_linear(const TensorStore& store, LayerWeights& w, const LinearSpec& s, const float* x, int n, int64_t ldx,
                   float* y, int64_t ldy) {
   if (s.head_stride > 0) return apply_linear_per_head(w, s, x, n, ldx, y, ldy);
-  // Tiles depend only on the shapes: blocks of 512 rows (each packs the weight tile once, about
-  // as fast as one whole call), and the columns split just enough for at least 4 tiles, so that
-  // a few threads stay busy on short windows too.
-  constexpr int kTileRows = 512;
-  const int64_t row_tiles_n = (n + kTileRows - 1) / kTileRows, col_split = std::max<int64_t>(1, (4 + row_tiles_n - 1) / row_tiles_n);
-  const int64_t kTileCols = std::clamp<int64_t>((s.out / col_split + 127) / 128 * 128, 128, std::max<int64_t>(s.out, 128));
+  // Tiles depend only on the shapes. Wide tiles run fastest (each packs its rows of x once per
+  // column tile and its columns of W once per row tile): up to 512 rows x at least 2048 columns.
+  // Rows are then halved, down to 128, until there are at least 4 tiles, so that a few threads
+  // stay busy on short windows and narrow layers too.
+  const int64_t col_tiles = std::max<int64_t>(1, s.out / 2048);
+  const int64_t tile_cols = (s.out + col_tiles - 1) / col_tiles;
+  int tile_rows = 512;
+  while (tile_rows > 128 && (n + tile_rows - 1) / tile_rows * col_tiles < 4) tile_rows /= 2;
   const float* weight = w.get(s.weight);
   const float* bias = w.get(s.bias);
   const int64_t ld = s.in_out_layout ? store.at(s.weight).shape[1] : s.in;  // [in, out_total] or [out, in]
-  const int row_tiles = (n + kTileRows - 1) / kTileRows;
-  const int col_tiles = static_cast<int>((s.out + kTileCols - 1) / kTileCols);
+  const int row_tiles = (n + tile_rows - 1) / tile_rows;
 #pragma omp parallel for schedule(dynamic) if (row_tiles * col_tiles > 1)
   for (int task = 0; task < row_tiles * col_tiles; ++task) {
-    const int r0 = (task / col_tiles) * kTileRows, rows = std::min(kTileRows, n - r0);
-    const int64_t c0 = int64_t(task % col_tiles) * kTileCols, cols = std::min(kTileCols, s.out - c0);
+    const int r0 = (task / col_tiles) * tile_rows, rows = std::min(tile_rows, n - r0);
+    const int64_t c0 = int64_t(task % col_tiles) * tile_cols, cols = std::min(tile_cols, s.out - c0);
     const float* xt = x + int64_t(r0) * ldx;
     float* yt = y + int64_t(r0) * ldy + c0;
     const float beta = bias_rows(bias ? bias + s.col_offset + s.row_offset + c0 : nullptr, yt, rows, cols, ldy);
