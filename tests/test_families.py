@@ -47,26 +47,29 @@ def test_queries_keys_and_inputs_match_transformers(checkpoints, family, variant
             assert diff < 1e-4, f"{family}/{variant}/{dtype} layer {layer} {name}: relative difference {diff:.2e}"
 
 
-# attnspec's attention works in blocks of 64 query rows; the 40-token windows above fit in one.
-# These take three, with sliding windows that reach back across block boundaries.
+# attnspec's attention meets blocks of 64 query rows with blocks of 256 keys, the softmax carried
+# across key blocks; the 40-token windows above fit in one of each. These take ten query blocks and
+# three key blocks, with sliding windows that reach back across both kinds of boundary (and, at 50,
+# leave whole key blocks invisible to a row).
 LONG_CASES = [
-    ("gpt2", "base", {"n_positions": 256}),  # one query head per key head, learned positions
+    ("gpt2", "base", {"n_positions": 1024}),  # one query head per key head, learned positions
     ("llama", "gqa4", {}),  # four query heads stacked per key head
-    ("mistral", "base", {"sliding_window": 70}),  # a window wider than a block
+    ("mistral", "base", {"sliding_window": 300}),  # a window wider than a key block
     ("gemma2", "base", {"sliding_window": 50}),  # soft-capped logits, sliding and global layers
-    ("bert", "base", {"max_position_embeddings": 256}),  # an encoder: every key visible
+    ("bert", "base", {"max_position_embeddings": 1024}),  # an encoder: every key visible
 ]
+LONG_TOKENS = 600
 
 
 @pytest.mark.parametrize("family,variant,overrides", LONG_CASES, ids=[f"{f}-{v}" for f, v, _ in LONG_CASES])
 def test_several_query_blocks_match_transformers(checkpoints, family, variant, overrides):
     path = checkpoints(family, variant, "float32", **overrides)
-    ids = token_ids(150)
+    ids = token_ids(LONG_TOKENS)
     ref = hf_oracle.capture(path, ids)
     for layer, got in enumerate(attnspec.Model.load(str(path)).capture(ids)):
         for name in ("X", "Q", "K"):
             diff = rel_diff(got[name].astype(np.float64), ref[name][layer])
-            assert diff < 1e-4, f"{family}/{variant} n 150 layer {layer} {name}: relative difference {diff:.2e}"
+            assert diff < 1e-4, f"{family}/{variant} n {LONG_TOKENS} layer {layer} {name}: relative difference {diff:.2e}"
 
 
 @pytest.mark.parametrize("family,variant", CASES)

@@ -316,59 +316,83 @@ void apply_rope(const ModelConfig& c, const std::vector<float>& inv_freq, float*
 }
 
 // out[:, h] = softmax(cap(s q_h k_g^T) + mask) v_g for every query head (cap: Gemma2's soft-capping
-// cap * tanh(x / cap), the identity when the config has none), in blocks of query rows so that no
-// n x n buffer is needed. In a causal model key j is visible to query i iff j <= i and (no window
-// or i - j < window); in an encoder every key is. One task is one KV head and one block of query
-// rows, for all the query heads that share the KV head (grouped-query attention): their rows are
-// stacked into one product, so each block of keys and values is packed once per group rather than
-// once per head.
+// cap * tanh(x / cap), the identity when the config has none), with no n x n buffer: blocks of
+// query rows meet blocks of keys, and each row's softmax is accumulated over the key blocks
+// (online softmax: with m the running max, l the running sum of exp(x - m) and o the running
+// sum of exp(x - m) v, a new block with max m' > m rescales l and o by exp(m - m')); o / l at the
+// end. In a causal model key j is visible to query i iff j <= i and (no window or i - j < window);
+// in an encoder every key is. One task is one KV head and one block of query rows, for all the
+// query heads that share the KV head (grouped-query attention): their rows are stacked into one
+// product, so each block of keys and values is packed once per group rather than once per head.
 void attention(const ModelConfig& c, int layer, const float* q, const float* k, const float* v, float* out, int n) {
-  // 64 query rows: one head's block of scores at ctx 1024 (256 KB) stays in a 512 KB L2.
-  constexpr int kBlock = 64;
+  // 64 query rows x 256 keys: a block of scores (64 KB for one head), its keys and its values stay
+  // in L2 while the two products and the softmax pass over them.
+  constexpr int kBlock = 64, kKeys = 256;
   const int dh = c.head_dim, ldq = c.n_heads * dh, ldk = c.n_kv_heads * dh, group = c.n_heads / c.n_kv_heads;
   const int window = c.causal ? c.sliding_window[layer] : 0;
   const float scale = static_cast<float>(c.softmax_scale[layer]);
   const float cap = static_cast<float>(c.attn_softcap);
+  const float neg_inf = -std::numeric_limits<float>::infinity();
   const int blocks = (n + kBlock - 1) / kBlock;
   // Groups and blocks run in parallel; each BLAS call inside is single-threaded. The task order
   // does not depend on the thread count; the last (largest, causal) blocks are handed out first.
 #pragma omp parallel
   {
-    std::vector<float> scores(size_t(group) * kBlock * n), qs(size_t(group) * kBlock * dh), os(qs.size()),
-        inv_sum(size_t(group) * kBlock);
+    const size_t stacked = size_t(group) * kBlock;
+    std::vector<float> scores(stacked * kKeys), qs(stacked * dh), os(stacked * dh), run_max(stacked), run_sum(stacked);
 #pragma omp for schedule(dynamic)
     for (int task = 0; task < c.n_kv_heads * blocks; ++task) {
       const int g = task / blocks, block = blocks - 1 - task % blocks;
-      const int i0 = block * kBlock, i1 = std::min(n, i0 + kBlock), rows = i1 - i0;
-      const int j0 = window > 0 ? std::max(0, i0 - window + 1) : 0, cols = (c.causal ? i1 : n) - j0;
+      const int i0 = block * kBlock, i1 = std::min(n, i0 + kBlock), rows = i1 - i0, M = group * rows;
+      // Keys any row of the block sees: [j0, j_end).
+      const int j0 = window > 0 ? std::max(0, i0 - window + 1) : 0, j_end = c.causal ? i1 : n;
       for (int m = 0; m < group; ++m)  // stack the group's query rows: qs[m * rows + r] = q_(g*group+m)[i0 + r]
         for (int r = 0; r < rows; ++r)
           std::copy_n(q + int64_t(i0 + r) * ldq + (g * group + m) * dh, dh, qs.data() + (int64_t(m) * rows + r) * dh);
-      // scores[group * rows, cols] = s * Q[i0:i1] K_g[j0:j0 + cols]^T
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, group * rows, cols, dh, scale, qs.data(), dh,
-                  k + int64_t(j0) * ldk + g * dh, ldk, 0.0f, scores.data(), cols);
-      // Each row's softmax is left unnormalised, exp(x - max); its 1 / sum scales the row of
-      // P V instead (d_h values rather than one per visible key).
-      for (int R = 0; R < group * rows; ++R) {
-        const int i = i0 + R % rows, lo = window > 0 ? std::max(j0, i - window + 1) : j0;
-        const int hi = c.causal ? i : n - 1;  // last visible key
-        float* row = scores.data() + int64_t(R) * cols;
-        float* live = row + (lo - j0);
-        const int len = hi - lo + 1;
-        if (cap > 0)
-          for (int j = 0; j < len; ++j) live[j] = cap * std::tanh(live[j] / cap);
-        inv_sum[R] = 1.0f / exp_shifted_sum(live, len, max_of(live, len));
-        std::fill(row, live, 0.0f);
-        std::fill(live + len, row + cols, 0.0f);
+      std::fill_n(run_max.data(), M, neg_inf);
+      std::fill_n(run_sum.data(), M, 0.0f);
+      for (int b0 = j0; b0 < j_end; b0 += kKeys) {
+        const int cols = std::min(kKeys, j_end - b0);
+        // scores[M, cols] = s * Q[i0:i1] K_g[b0:b0 + cols]^T
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, cols, dh, scale, qs.data(), dh,
+                    k + int64_t(b0) * ldk + g * dh, ldk, 0.0f, scores.data(), cols);
+        for (int R = 0; R < M; ++R) {
+          const int i = i0 + R % rows;
+          // This row's visible keys within the block: [lo, hi].
+          const int lo = std::max(b0, window > 0 ? i - window + 1 : 0);
+          const int hi = std::min(b0 + cols - 1, c.causal ? i : n - 1);
+          float* row = scores.data() + int64_t(R) * cols;
+          if (lo > hi) {  // none: the row adds nothing from this block
+            std::fill_n(row, cols, 0.0f);
+            continue;
+          }
+          float* live = row + (lo - b0);
+          const int len = hi - lo + 1;
+          if (cap > 0)
+            for (int j = 0; j < len; ++j) live[j] = cap * std::tanh(live[j] / cap);
+          const float block_max = max_of(live, len);
+          if (block_max > run_max[R]) {  // rescale what the row has so far to the new max
+            const float shrink = std::exp(run_max[R] - block_max);  // 0 for the row's first keys
+            run_sum[R] *= shrink;
+            float* o = os.data() + int64_t(R) * dh;
+            if (b0 == j0 || run_max[R] == neg_inf) std::fill_n(o, dh, 0.0f);
+            else for (int e = 0; e < dh; ++e) o[e] *= shrink;
+            run_max[R] = block_max;
+          }
+          run_sum[R] += exp_shifted_sum(live, len, run_max[R]);
+          std::fill(row, live, 0.0f);
+          std::fill(live + len, row + cols, 0.0f);
+        }
+        // os[M, d_h] += P V_g[b0:b0 + cols]  (the first block overwrites)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, dh, cols, 1.0f, scores.data(), cols,
+                    v + int64_t(b0) * ldk + g * dh, ldk, b0 == j0 ? 0.0f : 1.0f, os.data(), dh);
       }
-      // os[group * rows, d_h] = P V_g[j0:j0 + cols], then back to each head's columns of out
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, group * rows, dh, cols, 1.0f, scores.data(), cols,
-                  v + int64_t(j0) * ldk + g * dh, ldk, 0.0f, os.data(), dh);
+      // Every row sees at least itself (causal) or every key (encoder): run_sum > 0.
       for (int m = 0; m < group; ++m)
         for (int r = 0; r < rows; ++r) {
           const float* o = os.data() + (int64_t(m) * rows + r) * dh;
           float* dst = out + int64_t(i0 + r) * ldq + (g * group + m) * dh;
-          const float inv = inv_sum[m * rows + r];
+          const float inv = 1.0f / run_sum[m * rows + r];
           for (int e = 0; e < dh; ++e) dst[e] = o[e] * inv;
         }
     }
