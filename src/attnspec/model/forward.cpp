@@ -374,9 +374,8 @@ void attention(const ModelConfig& c, int layer, const float* q, const float* k, 
           if (block_max > run_max[R]) {  // rescale what the row has so far to the new max
             const float shrink = std::exp(run_max[R] - block_max);  // 0 for the row's first keys
             run_sum[R] *= shrink;
-            float* o = os.data() + int64_t(R) * dh;
-            if (b0 == j0 || run_max[R] == neg_inf) std::fill_n(o, dh, 0.0f);
-            else for (int e = 0; e < dh; ++e) o[e] *= shrink;
+            if (b0 > j0)  // the first block's product overwrites os: nothing to rescale yet
+              for (int e = 0; e < dh; ++e) os[int64_t(R) * dh + e] *= shrink;
             run_max[R] = block_max;
           }
           run_sum[R] += exp_shifted_sum(live, len, run_max[R]);
