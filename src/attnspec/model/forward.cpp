@@ -192,69 +192,87 @@ class LayerWeights {
   std::vector<const TensorView*> touched_;
 };
 
-// A projection's output tile starts as its bias rows and the product is added onto them (the
-// sgemm's beta = 1): OpenBLAS otherwise clears the tile first (beta = 0) and the bias would take a
-// second pass over it. Returns the beta for the sgemm (0 without a bias).
-float bias_rows(const float* bias, float* y, int rows, int64_t cols, int64_t ldy) {
-  if (!bias) return 0.0f;
-  for (int i = 0; i < rows; ++i) std::copy_n(bias, cols, y + int64_t(i) * ldy);
-  return 1.0f;
-}
+// One product y[n, out] = x[n, in] W^T + b: the layer's spec and where its output goes.
+struct LinearJob {
+  const LinearSpec& spec;
+  float* y;
+  int64_t ldy;
+};
 
-// A fused [out_total, in] weight whose heads are interleaved (LinearSpec::head_stride): one sgemm
-// per (block of rows, head), each over that head's contiguous rows.
-void apply_linear_per_head(LayerWeights& w, const LinearSpec& s, const float* x, int n, int64_t ldx, float* y,
-                           int64_t ldy) {
-  constexpr int kTileRows = 512;
+// A tile of a product: rows [r0, r0 + rows) of x times `cols` output columns of W, a
+// single-threaded sgemm onto the tile's bias rows.
+struct LinearTile {
+  const float* w;      // the tile's first weight: [out, in] rows (sgemm's B transposed) or [in, out] columns
+  int64_t ldw;
+  bool w_out_in;
+  const float* bias;  // the tile's first bias, or null
+  float* y;
+  int64_t ldy;
+  int r0, rows;
+  int64_t cols, in;
+};
+
+// The tiles of one product, appended to `tiles`. They depend only on the shapes: because the
+// tiling does not depend on the thread count, neither do the results (OpenBLAS's own threading
+// splits the work differently per count, which changes float32 rounding).
+void add_tiles(const TensorStore& store, LayerWeights& w, const LinearJob& job, int n, std::vector<LinearTile>& tiles) {
+  const LinearSpec& s = job.spec;
   const float* weight = w.get(s.weight);
   const float* bias = w.get(s.bias);
-  const int row_tiles = (n + kTileRows - 1) / kTileRows;
-  const int heads = static_cast<int>(s.out / s.head_rows);
-#pragma omp parallel for schedule(dynamic) if (row_tiles * heads > 1)
-  for (int task = 0; task < row_tiles * heads; ++task) {
-    const int r0 = (task / heads) * kTileRows, rows = std::min(kTileRows, n - r0), h = task % heads;
-    const int64_t c0 = int64_t(h) * s.head_rows, stored = s.stored_row(c0);
-    float* yt = y + int64_t(r0) * ldy + c0;
-    const float beta = bias_rows(bias ? bias + stored : nullptr, yt, rows, s.head_rows, ldy);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, static_cast<int>(s.head_rows), s.in, 1.0f,
-                x + int64_t(r0) * ldx, ldx, weight + stored * s.in, s.in, beta, yt, ldy);
+  if (s.head_stride > 0) {
+    // A fused [out_total, in] weight whose heads are interleaved: one tile per block of rows and
+    // head, each over that head's contiguous rows.
+    constexpr int kTileRows = 512;
+    for (int r0 = 0; r0 < n; r0 += kTileRows)
+      for (int64_t c0 = 0; c0 < s.out; c0 += s.head_rows) {
+        const int64_t stored = s.stored_row(c0);
+        tiles.push_back({weight + stored * s.in, s.in, true, bias ? bias + stored : nullptr,
+                         job.y + int64_t(r0) * job.ldy + c0, job.ldy, r0, std::min(kTileRows, n - r0), s.head_rows, s.in});
+      }
+    return;
   }
-}
-
-// y[n, out] = x[n, in] W^T + b (see LinearSpec for the two storage layouts).
-// The product is cut into fixed tiles of rows x output columns, each a single-threaded sgemm, and
-// the tiles are shared among threads. Because the tiling does not depend on the thread count,
-// neither do the results (OpenBLAS's own threading splits the work differently per count, which
-// changes float32 rounding); and it scales better on few cores than OpenBLAS's threads.
-void apply_linear(const TensorStore& store, LayerWeights& w, const LinearSpec& s, const float* x, int n, int64_t ldx,
-                  float* y, int64_t ldy) {
-  if (s.head_stride > 0) return apply_linear_per_head(w, s, x, n, ldx, y, ldy);
-  // Tiles depend only on the shapes. Wide tiles run fastest (each packs its rows of x once per
-  // column tile and its columns of W once per row tile): up to 512 rows x at least 2048 columns.
-  // Rows are then halved, down to 128, until there are at least 4 tiles, so that a few threads
-  // stay busy on short windows and narrow layers too.
+  // Wide tiles run fastest (each packs its rows of x once per column tile and its columns of W
+  // once per row tile): up to 512 rows x at least 2048 columns. Rows are then halved, down to
+  // 128, until there are at least 4 tiles, so that a few threads stay busy on short windows and
+  // narrow layers too.
   const int64_t col_tiles = std::max<int64_t>(1, s.out / 2048);
   const int64_t tile_cols = (s.out + col_tiles - 1) / col_tiles;
   int tile_rows = 512;
   while (tile_rows > 128 && (n + tile_rows - 1) / tile_rows * col_tiles < 4) tile_rows /= 2;
-  const float* weight = w.get(s.weight);
-  const float* bias = w.get(s.bias);
   const int64_t ld = s.in_out_layout ? store.at(s.weight).shape[1] : s.in;  // [in, out_total] or [out, in]
-  const int row_tiles = (n + tile_rows - 1) / tile_rows;
-#pragma omp parallel for schedule(dynamic) if (row_tiles * col_tiles > 1)
-  for (int task = 0; task < row_tiles * col_tiles; ++task) {
-    const int r0 = (task / col_tiles) * tile_rows, rows = std::min(tile_rows, n - r0);
-    const int64_t c0 = int64_t(task % col_tiles) * tile_cols, cols = std::min(tile_cols, s.out - c0);
-    const float* xt = x + int64_t(r0) * ldx;
-    float* yt = y + int64_t(r0) * ldy + c0;
-    const float beta = bias_rows(bias ? bias + s.col_offset + s.row_offset + c0 : nullptr, yt, rows, cols, ldy);
-    if (s.in_out_layout)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cols, s.in, 1.0f, xt, ldx,
-                  weight + s.col_offset + c0, ld, beta, yt, ldy);
-    else
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, s.in, 1.0f, xt, ldx,
-                  weight + (s.row_offset + c0) * ld, ld, beta, yt, ldy);
+  for (int r0 = 0; r0 < n; r0 += tile_rows)
+    for (int64_t c0 = 0; c0 < s.out; c0 += tile_cols) {
+      const float* wt = s.in_out_layout ? weight + s.col_offset + c0 : weight + (s.row_offset + c0) * ld;
+      tiles.push_back({wt, ld, !s.in_out_layout, bias ? bias + s.col_offset + s.row_offset + c0 : nullptr,
+                       job.y + int64_t(r0) * job.ldy + c0, job.ldy, r0, std::min(tile_rows, n - r0),
+                       std::min(tile_cols, s.out - c0), s.in});
+    }
+}
+
+// The products of one x (Q, K and V; gate and up): their tiles are shared among the threads as
+// one pool, so that a core that runs slower than the other (common on shared machines) costs
+// at most part of one tile at the end of the pool, not at the end of every product.
+void apply_linears(const TensorStore& store, LayerWeights& w, std::initializer_list<LinearJob> jobs, const float* x,
+                   int n, int64_t ldx) {
+  std::vector<LinearTile> tiles;
+  for (const LinearJob& job : jobs) add_tiles(store, w, job, n, tiles);
+#pragma omp parallel for schedule(dynamic) if (tiles.size() > 1)
+  for (size_t i = 0; i < tiles.size(); ++i) {
+    const LinearTile& t = tiles[i];
+    // The tile starts as its bias rows and the product is added onto them (beta = 1): OpenBLAS
+    // otherwise clears the tile first (beta = 0) and the bias would take a second pass over it.
+    if (t.bias)
+      for (int r = 0; r < t.rows; ++r) std::copy_n(t.bias, t.cols, t.y + int64_t(r) * t.ldy);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, t.w_out_in ? CblasTrans : CblasNoTrans, t.rows, static_cast<int>(t.cols),
+                static_cast<int>(t.in), 1.0f, x + int64_t(t.r0) * ldx, ldx, t.w, t.ldw, t.bias ? 1.0f : 0.0f, t.y,
+                t.ldy);
   }
+}
+
+// y[n, out] = x[n, in] W^T + b (see LinearSpec for the storage layouts).
+void apply_linear(const TensorStore& store, LayerWeights& w, const LinearSpec& s, const float* x, int n, int64_t ldx,
+                  float* y, int64_t ldy) {
+  apply_linears(store, w, {LinearJob{s, y, ldy}}, x, n, ldx);
 }
 
 // LayerNorm: (x - mean) / sqrt(var + eps) * w + b;  RMSNorm: x / sqrt(mean(x^2) + eps) * w, with
@@ -530,13 +548,13 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
   // MLP of x into out (both [n, d]).
   auto mlp = [&](const LayerSpec& L, const float* in, float* out) {
     ff.resize(size_t(n) * c.d_ff);
-    apply_linear(store, w, L.up, in, n, d, ff.data(), c.d_ff);
     if (c.mlp == MlpKind::SwiGLU || c.mlp == MlpKind::GeGLU) {
       ff2.resize(ff.size());
-      apply_linear(store, w, L.gate, in, n, d, ff2.data(), c.d_ff);
+      apply_linears(store, w, {{L.up, ff.data(), c.d_ff}, {L.gate, ff2.data(), c.d_ff}}, in, n, d);
       activate(c.mlp, ff2.data(), ff.data(), int64_t(n) * c.d_ff);
       apply_linear(store, w, L.down, ff2.data(), n, c.d_ff, out, d);
     } else {
+      apply_linear(store, w, L.up, in, n, d, ff.data(), c.d_ff);
       activate(c.mlp, ff.data(), nullptr, int64_t(n) * c.d_ff);
       apply_linear(store, w, L.down, ff.data(), n, c.d_ff, out, d);
     }
@@ -552,9 +570,9 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
     t.norm += seconds_since(t0);
 
     t0 = Clock::now();
-    apply_linear(store, w, L.q, x.data(), n, d, q.data(), qd);  // [n, H*d_h]
-    apply_linear(store, w, L.k, x.data(), n, d, k.data(), kvd);  // [n, G*d_h]
-    if (!last) apply_linear(store, w, L.v, x.data(), n, d, v.data(), kvd);
+    // q [n, H*d_h], k and v [n, G*d_h]
+    if (last) apply_linears(store, w, {{L.q, q.data(), qd}, {L.k, k.data(), kvd}}, x.data(), n, d);
+    else apply_linears(store, w, {{L.q, q.data(), qd}, {L.k, k.data(), kvd}, {L.v, v.data(), kvd}}, x.data(), n, d);
     t.qkv += seconds_since(t0);
 
     if (c.qk_norm) {  // each head's d_h values normalised on their own
