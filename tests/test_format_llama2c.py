@@ -135,6 +135,9 @@ TEXTS = [
     "  two leading spaces, trailing spaces   ",
     "Ünïcödé and 東京 and emoji 😀 need byte fallback; tabs\tand 1234567890.",
     "x",
+    "\ufeffOnce upon a time",       # a leading BOM is a character of the text (byte fallback here)
+    "The end.\ufeff And \ufeff\ufeff",
+    "",                             # no tokens (run.c adds its dummy prefix only to a non-empty text)
 ]
 
 

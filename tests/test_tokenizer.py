@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from tokenizers import AddedToken, Regex, Tokenizer as HfTokenizer
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from attnspec import _core
-from conftest import books, shared_path as shared
+from conftest import books, hf_tokenizer, shared_path as shared
 
 FAMILIES = ["gpt2", "llama3", "qwen2", "mistral"]
 InputError = getattr(_core, "InputError", ValueError)
@@ -393,6 +394,99 @@ def test_sentencepiece_bos_from_config(sentencepiece_model, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
+# A byte-order mark and the empty text, for every kind of tokenizer file
+
+
+def first_lines_as_stored() -> list[str]:
+    """Each book's first line exactly as the file holds it (pg11.txt's begins with a UTF-8 BOM)."""
+    lines = [book.read_bytes().split(b"\n", 1)[0].decode("utf-8") + "\n" for book in books()]
+    assert sum(line.startswith("\ufeff") for line in lines) == 1, "pg11.txt should start with a BOM"
+    return lines
+
+
+BOM_TEXTS = ["\ufeff", "\ufeff\ufeff", "\ufeffThe", "\ufeff The", " \ufeff", "a\ufeffb", "end\ufeff",
+             "\ufeff\n\ufeff", "\ufeff<|endoftext|>", "\ufeff123", "\ufeff\u0301e", "x \ufeff\ufeff y"]
+
+
+@pytest.fixture(scope="module")
+def every_kind(sentencepiece_model, minilm, tmp_path_factory):
+    """(what, tokenizer folder or file for attnspec, the oracle's encode) for every kind of
+    tokenizer file attnspec reads, each oracle written by somebody else: HF `tokenizers` for
+    tokenizer.json (the four families and BERT WordPiece), vocab.json + merges.txt, vocab.txt and
+    GGUF metadata; `sentencepiece` for tokenizer.model. (llama2.c's tok*.bin: test_format_llama2c.)"""
+    from gguf_writer import write_tokenizer_gguf
+
+    root = tmp_path_factory.mktemp("kinds")
+    kinds = []
+    for name in FAMILIES:
+        folder = shared("tokenizers", name)
+        kinds.append((name, folder, HfTokenizer.from_file(str(folder / "tokenizer.json"))))
+    gpt2 = kinds[0][2]
+    merges = root / "gpt2-files"
+    merges.mkdir()
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(shared("tokenizers", "gpt2", name), merges / name)
+    kinds.append(("gpt2 vocab.json + merges.txt", merges, gpt2))
+    for (name, kind, pre), (_, _, hf) in zip([("gpt2", "gpt2", "gpt-2"), ("llama3", "gpt2", "llama-bpe"),
+                                              ("qwen2", "gpt2", "qwen2"), ("mistral", "llama", None)], kinds):
+        gguf = write_tokenizer_gguf(shared("tokenizers", name, "tokenizer.json"), root / f"{name}.gguf", kind, pre)
+        kinds.append((f"{name} GGUF ({kind})", gguf, hf))
+    bert = hf_tokenizer(minilm)
+    kinds.append(("bert tokenizer.json", minilm, bert))
+    vocab_txt = root / "bert-vocab"
+    vocab_txt.mkdir()
+    for name in ("vocab.txt", "tokenizer_config.json"):
+        shutil.copy(minilm / name, vocab_txt / name)
+    kinds.append(("bert vocab.txt", vocab_txt, bert))
+    sp = spm.SentencePieceProcessor(model_file=str(sentencepiece_model / "tokenizer.model"))
+    kinds.append(("sentencepiece tokenizer.model", sentencepiece_model, sp))
+    return [(what, path, (lambda o: (lambda t: o.encode(t) if isinstance(o, spm.SentencePieceProcessor)
+                                     else o.encode(t, add_special_tokens=False).ids))(oracle))
+            for what, path, oracle in kinds]
+
+
+def test_bom_and_empty_text_every_kind(every_kind, tmp_path):
+    """U+FEFF is a character like any other (HF encodes it; Python's "utf-8" codec keeps it when it
+    decodes a file), at the start of a text or anywhere in it; the empty text has no tokens."""
+    lines = first_lines_as_stored()
+    with_bom = next(line for line in lines if line.startswith("\ufeff"))
+    bom_line = tmp_path / "first-line.txt"
+    bom_line.write_bytes(with_bom.encode("utf-8"))
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    for what, path, oracle in every_kind:
+        ours = _core.Tokenizer.load(str(path))
+        assert ours.encode("") == [] == oracle(""), what
+        assert_same_on(lines + BOM_TEXTS, ours.encode, oracle, what)
+        # The command reads the file as stored: the BOM reaches the tokenizer.
+        for f, text in ((bom_line, with_bom), (empty, "")):
+            proc = subprocess.run(["attnspec", "tokenize", "--model", str(path), "--text", str(f)],
+                                  capture_output=True, text=True)
+            assert proc.returncode == 0, (what, proc.stderr)
+            assert json.loads(proc.stdout) == oracle(text), (what, f.name)
+
+
+def test_bom_text_through_analyze_equals_token_ids(checkpoints, tmp_path):
+    """A run on a text that starts with a BOM (no Gutenberg stripping) sees the BOM's tokens first."""
+    model = tmp_path / "model"
+    shutil.copytree(checkpoints("gpt2", "base", vocab_size=50257), model)
+    for f in shared("tokenizers", "gpt2").glob("*.json"):
+        shutil.copy(f, model / f.name)
+    book = shared("corpus", "pg11.txt")
+    ids = HfTokenizer.from_file(str(model / "tokenizer.json")).encode(book.read_bytes().decode("utf-8"),
+                                                                        add_special_tokens=False).ids
+    assert ids[:3] == [171, 119, 123]  # U+FEFF as GPT-2's three byte tokens
+    (tmp_path / "ids.json").write_text(json.dumps(ids[:64]))
+    runs = {}
+    for name, source in (("text", ["--text", str(book), "--strip-gutenberg", "no"]),
+                         ("ids", ["--token-ids", str(tmp_path / "ids.json")])):
+        runs[name] = tmp_path / name
+        subprocess.run(["attnspec", "analyze", "--model", str(model), *source, "--ctx", "32", "--max-windows", "2",
+                        "--out", str(runs[name]), "--quiet"], check=True)
+    assert (runs["text"] / "heads.csv").read_bytes() == (runs["ids"] / "heads.csv").read_bytes()
+
+
+# --------------------------------------------------------------------------------------------
 # Text preparation
 
 
@@ -416,7 +510,7 @@ def test_gutenberg_stripping_on_the_books():
         assert stripped == expected, book.name
         assert _core.strip_gutenberg(unbommed) == expected
         assert "PROJECT GUTENBERG EBOOK" not in stripped and len(stripped) > 100_000
-        assert _core.read_text_file(str(book), strip_gutenberg=0) == unbommed
+        assert _core.read_text_file(str(book), strip_gutenberg=0) == raw  # a BOM stays (U+FEFF)
         assert _core.read_text_file(str(book), strip_gutenberg=1) == expected
         wordings.add("THIS PROJECT" if "START OF THIS PROJECT" in raw else "THE PROJECT")
     assert wordings == {"THIS PROJECT", "THE PROJECT"}
@@ -426,7 +520,7 @@ def test_crlf_and_bom_book():
     book = shared("corpus", "pg11.txt")
     assert book.read_bytes().startswith(b"\xef\xbb\xbf")
     raw = _core.read_text_file(str(book), strip_gutenberg=0)
-    assert not raw.startswith("\ufeff") and "\r\n" in raw
+    assert raw.startswith("\ufeffProject Gutenberg") and "\r\n" in raw
     stripped = _core.read_text_file(str(book))
     assert stripped.count("\r\n") == stripped.count("\n")  # line endings kept as they are
     assert "ALICE'S ADVENTURES IN WONDERLAND" in stripped[:500] and "START OF THIS" not in stripped
@@ -460,14 +554,15 @@ def test_nul_bytes_empty_text_and_missing_file(tmp_path):
     nul.write_bytes(b"text\x00more")
     with pytest.raises(InputError, match=r"nul\.txt.*NUL"):
         _core.read_text_file(str(nul))
-    for name, data in {"empty.txt": b"", "bom.txt": b"\xef\xbb\xbf",
-                       "hollow.txt": b"header\n*** START OF THE PROJECT GUTENBERG EBOOK X ***\n*** END OF THE PROJECT GUTENBERG EBOOK X ***\n"}.items():
+    # An empty text is a text (no tokens); so is a lone BOM (one character).
+    for name, data, text in [("empty.txt", b"", ""), ("bom.txt", b"\xef\xbb\xbf", "\ufeff"),
+                             ("hollow.txt", b"header\n*** START OF THE PROJECT GUTENBERG EBOOK X ***\n"
+                                            b"*** END OF THE PROJECT GUTENBERG EBOOK X ***\n", "")]:
         (tmp_path / name).write_bytes(data)
-        with pytest.raises(InputError, match=rf"{name.replace('.', '[.]')}.*empty"):
-            _core.read_text_file(str(tmp_path / name))
+        assert _core.read_text_file(str(tmp_path / name)) == text
     plain = tmp_path / "plain.txt"
     plain.write_bytes(b"\xef\xbb\xbfNo markers here.\r\n")
-    assert _core.read_text_file(str(plain)) == "No markers here.\r\n"
+    assert _core.read_text_file(str(plain)) == "\ufeffNo markers here.\r\n"
     with pytest.raises(InputError, match=r"plain\.txt.*marker"):
         _core.read_text_file(str(plain), strip_gutenberg=1)
     with pytest.raises(InputError, match="missing.txt"):

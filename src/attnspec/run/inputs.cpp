@@ -97,6 +97,12 @@ PreparedInput prepare_input(const InputSource& src, const ModelConfig& c) {
     TextOptions options;
     options.strip_gutenberg = src.strip_gutenberg;
     const std::string text = read_text_file(src.text, options);
+    // `attnspec tokenize` prints [] for an empty text; a run needs at least one window.
+    if (text.empty())
+      throw input_error(src.text.string(), std::string(std::filesystem::file_size(src.text) == 0
+                                                           ? "the text file is empty"
+                                                           : "the text is empty after Project Gutenberg stripping") +
+                                               ": no window to analyze");
     const auto ids = tokenizer->encode(text);
     out.windows = cut_windows(ids, src.ctx, tokenizer->prefix_special(), tokenizer->suffix_special(), src.max_windows, source);
     out.description = {{"text", src.text.string()},

@@ -65,7 +65,8 @@ std::string read_text_file(const std::filesystem::path& path, const TextOptions&
     throw input_error(name, "invalid UTF-8 at byte offset " + std::to_string(bad));
   if (const size_t nul = text.find('\0'); nul != std::string::npos)
     throw input_error(name, "NUL byte at byte offset " + std::to_string(nul) + " (not a text file?)");
-  if (text.starts_with("\xEF\xBB\xBF")) text.erase(0, 3);
+  // A leading BOM stays: it is a character of the text (U+FEFF), which Hugging Face tokenizers
+  // encode like any other, and Python's "utf-8" codec keeps when it reads the file.
 
   if (options.strip_gutenberg != 0) {
     bool found = false;
@@ -74,8 +75,6 @@ std::string read_text_file(const std::filesystem::path& path, const TextOptions&
     else if (options.strip_gutenberg == 1)
       throw input_error(name, "no Project Gutenberg START/END marker lines to strip");
   }
-  if (text.empty())
-    throw input_error(name, "the text is empty" + std::string(options.strip_gutenberg != 0 ? " after preparation" : ""));
   return text;
 }
 

@@ -14,8 +14,9 @@ struct TextOptions {
 };
 
 // Reads `path` as UTF-8 text. Throws InputError naming the file on: unreadable file, invalid
-// UTF-8 (with the byte offset), NUL bytes, or a text that is empty after preparation.
-// A leading UTF-8 BOM is removed.
+// UTF-8 (with the byte offset) or NUL bytes. The text may be empty (it then has no tokens, as in
+// Hugging Face tokenizers); a leading UTF-8 BOM is kept as the character U+FEFF and line ends stay
+// as stored, so the ids equal those of HF on `path.read_bytes().decode("utf-8")`.
 std::string read_text_file(const std::filesystem::path& path, const TextOptions& options = {});
 
 // Byte offset of the first invalid UTF-8 sequence in `s`, or std::string::npos if valid.
