@@ -257,49 +257,77 @@ def test_rerun_of_finished_sweep_runs_nothing(small_manifest, ray_sweep, ray_clu
     assert outputs(ray_sweep) == before
 
 
-def _block_workers(cluster: Cluster) -> list:
-    """The workers of our cluster running a block of windows right now (their title says so)."""
-    procs = _processes()
-    return [pid for pid in _cluster_pids(cluster.temp_dir) if pid in procs and procs[pid][1].startswith("ray::run_block")]
+def _state(pid: int) -> str:
+    """A process's state letter (R, S, T for stopped, Z, ...), or "gone"."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "gone"
 
 
 def test_worker_killed_mid_task_loses_nothing(checkpoints, ray_cluster, tmp_path):
-    # A model big enough that a task takes a few seconds, so that the kill lands inside one.
-    model = checkpoints("llama", "base", hidden_size=384, intermediate_size=1536, num_attention_heads=6,
-                        num_key_value_heads=3, num_hidden_layers=4)
-    ids = _ids(tmp_path / "long.json", 24 * 256, 7)
-    manifest = tmp_path / "slow.toml"
-    manifest.write_text(f'models = ["{model}"]\ntoken_ids = ["{ids}"]\nctx = [256]\n'
-                        "[options]\nwindows_per_task = 6\nthreads = 1\n")
+    """Through the sweep's test gate (sweep.TASK_GATE) every task stops its worker before it computes:
+    once both nodes' workers hold a task, one is killed, the other and every later task go on. The
+    killed worker's task is run again elsewhere and the outputs equal a sweep in one process."""
+    from attnspec.sweep import TASK_GATE
+
+    model = checkpoints("llama", "base", hidden_size=64, intermediate_size=128, num_attention_heads=4,
+                        num_key_value_heads=2, num_hidden_layers=2)
+    ids = _ids(tmp_path / "ids.json", 8 * 32, 7)
+    manifest = tmp_path / "gated.toml"
+    manifest.write_text(f'models = ["{model}"]\ntoken_ids = ["{ids}"]\nctx = [32]\n'
+                        "[options]\nwindows_per_task = 2\nthreads = 1\n")
     local = tmp_path / "local"
     assert sweep(manifest, local, "--quiet").returncode == 0
+    gate = tmp_path / "gate"
+    gate.mkdir()
     out = tmp_path / "ray"
-    proc = subprocess.Popen(["attnspec", "sweep", str(manifest), "--out", str(out), "--ray", ray_cluster.address],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    killed = None
+    proc = subprocess.Popen(["attnspec", "sweep", str(manifest), "--out", str(out), "--ray", ray_cluster.address,
+                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, **{TASK_GATE: str(gate)}))
+    held: dict = {}  # gate file -> what the task announced, once its worker is stopped at the gate
+    killed, pair, released = None, [], set()
     try:
-        deadline = time.time() + 120
-        while killed is None and time.time() < deadline and proc.poll() is None:
-            busy = _block_workers(ray_cluster)
-            if busy:
-                time.sleep(0.3)  # well inside the task (each takes seconds)
-                pid = busy[0]
-                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::run_block"):
-                    os.kill(pid, signal.SIGKILL)
-                    killed = pid
-            time.sleep(0.02)
-        _, stderr = proc.communicate(timeout=240)
+        deadline = time.monotonic() + 240  # a bound on a hung sweep only; nothing below races it
+        while proc.poll() is None:
+            assert time.monotonic() < deadline, "the gated sweep did not finish"
+            for f in gate.glob("*.json"):
+                info = json.loads(f.read_text())  # written atomically, just before the worker stops
+                if f.name not in held and _state(info["pid"]) == "T":
+                    held[f.name] = info
+            waiting = [name for name in held if name not in released]
+            if killed is None and len(waiting) == 2:  # both nodes' single CPUs hold a task
+                pair = [held[name] for name in waiting]
+                victim = min(waiting, key=lambda name: held[name]["first"])
+                killed = held[victim]
+                os.kill(killed["pid"], signal.SIGKILL)
+                released.add(victim)
+                waiting.remove(victim)
+            if killed is not None:
+                for name in waiting:
+                    os.kill(held[name]["pid"], signal.SIGCONT)
+                    released.add(name)
+            time.sleep(0.05)
+        _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert killed is not None, "no running task was seen to kill"
+        for info in held.values():  # never leave a stopped worker behind, whatever failed
+            if _state(info["pid"]) == "T":
+                os.kill(info["pid"], signal.SIGCONT)
     assert proc.returncode == 0, stderr
+    assert killed is not None, f"two tasks were never held at once: {held}"
     assert_same_outputs(local, out)
     report = json.loads((out / "sweep_report.json").read_text())
-    assert report["tasks"]["run"] == 4 and report["tasks"]["failed"] == 0
+    assert report["tasks"]["total"] == report["tasks"]["run"] == 4 and report["tasks"]["failed"] == 0
+    # The killed worker finished nothing; its task (found by its first window) was run again elsewhere.
     finishers = {pid for n in report["nodes"] for pid in n["pids"]}
-    assert killed not in finishers  # its task was finished by another worker
-    assert len(report["nodes"]) == 2, "tasks of seconds each should have gone to both nodes"
+    assert killed["pid"] not in finishers
+    records = [json.loads(f.read_text()) for f in (out / "tasks").iterdir()]
+    redone = [r for r in records if r["task"]["first"] == killed["first"]]
+    assert len(redone) == 1 and redone[0]["node"]["pid"] != killed["pid"]
+    assert len(held) == 5, held  # four tasks passed the gate, the killed one twice
+    assert len({info["node"]["node_id"] for info in pair}) == 2, f"the two held tasks shared a node: {pair}"
 
 
 def test_yaml_manifest_and_one_line_errors(checkpoints, tmp_path):

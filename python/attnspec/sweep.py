@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import socket
 import statistics
 import sys
@@ -495,6 +496,24 @@ def run_block(req: dict, first: int, last: int, weights) -> dict:
     return {"rows": [list(r) for r in rows], "node": _node(), "started": t0, "seconds": t1 - t0}
 
 
+# A test point for the loss of a worker. With ATTNSPEC_TEST_TASK_GATE=DIR in the environment of
+# `attnspec sweep --ray`, every task on a Ray worker (never one run in this process) first writes
+# DIR/<pid>-<first window>.json naming itself and its node, then stops its own process (SIGSTOP)
+# before it computes anything. A test can so kill a worker that provably holds a task, or let it
+# go on (SIGCONT), and nothing it checks depends on how fast the machine is.
+TASK_GATE = "ATTNSPEC_TEST_TASK_GATE"
+
+
+def run_block_on_worker(req: dict, first: int, last: int, weights) -> dict:
+    """run_block as a Ray task, held at the test gate when one is set."""
+    gate = os.environ.get(TASK_GATE)
+    if gate:
+        held = {"pid": os.getpid(), "node": _node(), "ctx": req["ctx"], "first": first, "last": last}
+        write_atomically(Path(gate) / f"{os.getpid()}-{first}.json", json.dumps(held) + "\n")
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return run_block(req, first, last, weights)
+
+
 # ---------------------------------------------------------------------------------------------
 # Progress
 # ---------------------------------------------------------------------------------------------
@@ -622,7 +641,9 @@ class RayExecutor:
         if not ray.is_initialized():
             _check_reachable(address)  # ray.init itself retries for minutes
             try:
-                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+                gate = os.environ.get(TASK_GATE)  # reaches the workers only through their runtime env
+                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
+                         runtime_env={"env_vars": {TASK_GATE: gate}} if gate else None)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 from ._core import InputError
 
@@ -631,7 +652,7 @@ class RayExecutor:
         self.address = address
         self.weights: dict = {}  # model ref -> ObjectRef
         self._weights_fn = ray.remote(compute_weight_spectra)
-        self._block_fn = ray.remote(run_block)
+        self._block_fn = ray.remote(run_block_on_worker)
         self._slots_at = 0.0
         self._slots = 1
 

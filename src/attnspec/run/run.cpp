@@ -6,6 +6,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 #include "attnspec/common/error.h"
@@ -61,6 +62,14 @@ class SigintGuard {
  private:
   void (*previous_)(int);
 };
+
+// A test point: with ATTNSPEC_TEST_STOP_AFTER_WINDOW=N in the environment, the run stops its own
+// process (SIGSTOP) once N windows are computed and saved, so a test can kill or interrupt it at a
+// known point instead of racing it. 0 (or unset) never stops.
+int stop_after_window() {
+  const char* v = std::getenv("ATTNSPEC_TEST_STOP_AFTER_WINDOW");
+  return v ? std::max(0, std::atoi(v)) : 0;
+}
 
 // Bytes a run needs beyond the memory-mapped checkpoint (whose pages the OS can always drop):
 // one layer's weights widened to float32 (F16/BF16 checkpoints), the activations of a window,
@@ -241,6 +250,7 @@ nlohmann::json run_analyze(const AnalyzeRequest& request) {
   const auto t_windows = Clock::now();
   int resumed = 0, computed = 0;
   SigintGuard sigint;
+  const int stop_after = stop_after_window();
   for (int w = 0; w < nw; ++w) {
     if (out.window_done(w)) {
       ++resumed;
@@ -267,6 +277,7 @@ nlohmann::json run_analyze(const AnalyzeRequest& request) {
     WindowResult r = analyze_window(*model, windows.windows[w], w, last_layer, rq.options, layer_progress);
     out.add_window(r, weights);
     ++computed;
+    if (computed == stop_after) std::raise(SIGSTOP);
     spectra_seconds += r.spectra_seconds;
     for (auto [sum, part] : {std::pair{&totals.widen, r.forward_times.widen}, {&totals.norm, r.forward_times.norm},
                              {&totals.qkv, r.forward_times.qkv}, {&totals.rope, r.forward_times.rope},
