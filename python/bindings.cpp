@@ -650,4 +650,26 @@ PYBIND11_MODULE(_core, m) {
         py::arg("tolerances"), py::arg("ranks") = "all", py::arg("max_windows") = 0, py::arg("threads") = 0,
         py::arg("tokenizer") = py::none(), py::arg("strip_gutenberg") = -1, py::arg("allow_long_context") = false,
         py::arg("quiet") = true);
+
+  // The element types attnspec reads (GGML's numbering) and their dequantizers, for tests against
+  // gguf-py and for users who want to look at a block format's values.
+  m.def("tensor_types", [] {
+          py::dict d;
+          for (uint32_t id = 0; id < 64; ++id)
+            if (const TypeLayout* t = type_layout(id))
+              d[py::str(t->name)] = py::make_tuple(id, t->block, t->bytes);
+          return d;
+        }, "name -> (GGML type number, values per block, bytes per block) of every type attnspec reads");
+  m.def("dequantize", [](uint32_t ggml_type, py::bytes data) {
+          const TypeLayout* t = type_layout(ggml_type);
+          if (!t) throw InputError("GGML type " + ggml_type_name(ggml_type) + " is not one attnspec reads (" + readable_types() + ")");
+          const std::string_view bytes = data;
+          if (bytes.size() % t->bytes != 0)
+            throw InputError(std::to_string(bytes.size()) + " bytes are not whole " + t->name + " blocks of " +
+                             std::to_string(t->bytes) + " bytes");
+          const size_t blocks = bytes.size() / t->bytes;
+          py::array_t<float> out(py::ssize_t(blocks * t->block));
+          t->to_float(reinterpret_cast<const std::byte*>(bytes.data()), blocks, out.mutable_data());
+          return out;
+        }, py::arg("ggml_type"), py::arg("data"), "the float32 values of whole blocks of a GGML type");
 }

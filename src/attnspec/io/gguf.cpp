@@ -14,7 +14,6 @@
 namespace attnspec {
 namespace {
 
-constexpr uint32_t kF32 = 0, kF16 = 1, kQ8_0 = 8, kBF16 = 30;
 constexpr uint32_t kTypeArray = 9, kTypeString = 8;
 constexpr int kMaxDims = 4;       // GGML_MAX_DIMS
 constexpr int kMaxArrayDepth = 8;  // arrays of arrays: nothing real nests deeper
@@ -108,15 +107,6 @@ nlohmann::json read_value(Reader& r, uint32_t type, const std::string& key, int 
 
 }  // namespace
 
-std::string ggml_type_name(uint32_t type) {
-  static const char* names[] = {"F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1",
-                                "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS",
-                                "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64",
-                                "IQ1_M", "BF16"};
-  if (type < sizeof names / sizeof names[0]) return names[type];
-  return "type " + std::to_string(type);
-}
-
 GgufFile parse_gguf(const std::byte* data, size_t size, const std::string& where) {
   Reader r(data, size, where);
   if (size < 4 || std::memcmp(data, "GGUF", 4) != 0) throw input_error(where, "not a GGUF file (bad magic)");
@@ -159,17 +149,14 @@ GgufFile parse_gguf(const std::byte* data, size_t size, const std::string& where
     }
     t.type = r.get<uint32_t>("a tensor's type");
     t.offset = r.get<uint64_t>("a tensor's offset");
-    switch (t.type) {
-      case kF32: t.nbytes = numel * 4; break;
-      case kF16: case kBF16: t.nbytes = numel * 2; break;
-      case kQ8_0:
-        if (t.ne[0] % 32 != 0) r.fail("Q8_0 tensor '" + t.name + "' has rows of " + std::to_string(t.ne[0]) + ", not a multiple of 32");
-        t.nbytes = numel / 32 * 34;
-        break;
-      default:
-        throw input_error(where, "tensor '" + t.name + "' has GGML type " + ggml_type_name(t.type) +
-                                     ", which attnspec does not read (F32, F16, BF16, Q8_0)");
-    }
+    const TypeLayout* layout = type_layout(t.type);
+    if (!layout)
+      throw input_error(where, "tensor '" + t.name + "' has GGML type " + ggml_type_name(t.type) +
+                                   ", which attnspec does not read (" + readable_types() + ")");
+    if (t.ne[0] % layout->block != 0)
+      r.fail(std::string(layout->name) + " tensor '" + t.name + "' has rows of " + std::to_string(t.ne[0]) +
+             " values, not a multiple of its block of " + std::to_string(layout->block));
+    t.nbytes = dtype_bytes(layout->type, numel);
     f.tensors.push_back(std::move(t));
   }
   f.data_offset = (r.pos() + f.alignment - 1) / f.alignment * f.alignment;
@@ -252,15 +239,6 @@ class Meta {
   std::string arch_;
 };
 
-DType dtype_of(uint32_t ggml_type) {
-  switch (ggml_type) {
-    case kF16: return DType::F16;
-    case kBF16: return DType::BF16;
-    case kQ8_0: return DType::Q8_0;
-    default: return DType::F32;
-  }
-}
-
 // GGUF tensor names -> Hugging Face Llama-style names (the families llama, mistral, qwen2 share).
 std::string hf_name(const std::string& g, bool* known) {
   *known = true;
@@ -332,7 +310,7 @@ FileCheckpoint read_gguf(std::unique_ptr<MappedFile> owned) {
     }
     TensorView v;
     v.name = name;
-    v.dtype = dtype_of(t.type);
+    v.dtype = DType(t.type);  // parse_gguf checked it is one attnspec reads
     for (auto it = t.ne.rbegin(); it != t.ne.rend(); ++it) v.shape.push_back(int64_t(*it));  // outermost first
     v.data = file.data() + f.data_offset + t.offset;
     v.nbytes = t.nbytes;

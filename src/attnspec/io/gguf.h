@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attnspec/io/ggml_types.h"
+
 namespace attnspec {
 
 struct GgufTensorInfo {
@@ -39,11 +41,8 @@ struct GgufFile {
 };
 
 // Parses and validates the header, metadata and tensor infos of a GGUF file held in `data`.
-// With `tensors_only_metadata` false (the default) every tensor must have a supported type
-// (F32, F16, BF16, Q8_0) and lie inside the data section without overlap. `where` names the file.
+// Every tensor must have a type attnspec reads (ggml_types.h), rows of whole blocks, and lie inside
+// the data section without overlap. `where` names the file.
 GgufFile parse_gguf(const std::byte* data, size_t size, const std::string& where);
-
-// Name of a ggml type ("Q4_K", ...) for messages.
-std::string ggml_type_name(uint32_t type);
 
 }  // namespace attnspec

@@ -17,27 +17,6 @@ namespace {
 // would only make us allocate.
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 
-float half_to_float(uint16_t h) {
-  // IEEE 754 binary16 -> binary32, subnormals included.
-  uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ffu, bits;
-  if (exp == 0) {
-    if (mant == 0) {
-      bits = sign;
-    } else {  // subnormal: renormalise
-      exp = 127 - 15 + 1;
-      while ((mant & 0x400u) == 0) { mant <<= 1; --exp; }
-      bits = sign | (exp << 23) | ((mant & 0x3ffu) << 13);
-    }
-  } else if (exp == 31) {
-    bits = sign | 0x7f800000u | (mant << 13);
-  } else {
-    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
 bool parse_dtype(const std::string& s, DType* out) {
   if (s == "F32") *out = DType::F32;
   else if (s == "F16") *out = DType::F16;
@@ -57,28 +36,6 @@ int integer_dtype_size(const std::string& s) {
 
 }  // namespace
 
-const char* dtype_name(DType t) {
-  switch (t) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-    case DType::Q8_0: return "Q8_0";
-  }
-  return "?";
-}
-
-size_t dtype_size(DType t) {
-  switch (t) {
-    case DType::F32: return 4;
-    case DType::Q8_0: return 34;
-    default: return 2;
-  }
-}
-
-uint64_t dtype_bytes(DType t, uint64_t numel) {
-  return t == DType::Q8_0 ? numel / kQ8Block * dtype_size(t) : numel * dtype_size(t);
-}
-
 int64_t TensorView::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -93,42 +50,26 @@ std::string TensorView::shape_string() const {
 
 namespace {
 
-// Elements [first, first + count) of the stored array, no permutation.
-void widen_stored(DType dtype, const std::byte* data, int64_t row_len, float* out, size_t first, size_t count) {
-  switch (dtype) {
-    case DType::F32:
-      std::memcpy(out, data + first * 4, count * 4);
-      break;
-    case DType::BF16:  // bfloat16 is the top half of a float32
-      for (size_t i = 0; i < count; ++i) {
-        uint16_t v;
-        std::memcpy(&v, data + 2 * (first + i), 2);
-        uint32_t bits = uint32_t(v) << 16;
-        std::memcpy(out + i, &bits, 4);
-      }
-      break;
-    case DType::F16:
-      for (size_t i = 0; i < count; ++i) {
-        uint16_t v;
-        std::memcpy(&v, data + 2 * (first + i), 2);
-        out[i] = half_to_float(v);
-      }
-      break;
-    case DType::Q8_0: {
-      // Blocks never straddle rows (row_len % 32 == 0), so element e is in block e / 32 overall.
-      (void)row_len;
-      for (size_t i = 0; i < count;) {
-        const size_t e = first + i, block = e / kQ8Block, in_block = e % kQ8Block;
-        const std::byte* b = data + block * 34;
-        uint16_t h;
-        std::memcpy(&h, b, 2);
-        const float scale = half_to_float(h);
-        const size_t n = std::min<size_t>(count - i, kQ8Block - in_block);
-        for (size_t j = 0; j < n; ++j) out[i + j] = scale * float(static_cast<int8_t>(b[2 + in_block + j]));
-        i += n;
-      }
-      break;
-    }
+// Elements [first, first + count) of the stored array, no permutation: whole blocks straight into
+// `out`, a block cut by the range through a small buffer.
+void widen_stored(DType dtype, const std::byte* data, float* out, size_t first, size_t count) {
+  const TypeLayout& t = layout(dtype);
+  const size_t block = t.block;
+  size_t head = first % block;
+  if (head != 0) {  // the first block, from inside it
+    float buf[256];
+    const size_t n = std::min(count, block - head);
+    t.to_float(data + first / block * t.bytes, 1, buf);
+    std::memcpy(out, buf + head, n * sizeof(float));
+    out += n, first += n, count -= n;
+  }
+  const size_t whole = count / block;
+  t.to_float(data + first / block * t.bytes, whole, out);
+  out += whole * block, first += whole * block, count -= whole * block;
+  if (count > 0) {  // the last block, up to inside it
+    float buf[256];
+    t.to_float(data + first / block * t.bytes, 1, buf);
+    std::memcpy(out, buf, count * sizeof(float));
   }
 }
 
@@ -137,14 +78,14 @@ void widen_stored(DType dtype, const std::byte* data, int64_t row_len, float* ou
 void TensorView::to_float32(float* out, size_t first, size_t count) const {
   const int64_t row_len = shape.empty() ? 1 : std::max<int64_t>(1, numel() / std::max<int64_t>(1, shape[0]));
   if (!row_perm) {
-    widen_stored(dtype, data, row_len, out, first, count);
+    widen_stored(dtype, data, out, first, count);
     return;
   }
   // Row by row through the permutation.
   const auto& perm = *row_perm;
   while (count > 0) {
     const size_t r = first / row_len, c = first % row_len, n = std::min<size_t>(count, row_len - c);
-    widen_stored(dtype, data, row_len, out, size_t(perm[r]) * row_len + c, n);
+    widen_stored(dtype, data, out, size_t(perm[r]) * row_len + c, n);
     out += n;
     first += n;
     count -= n;
@@ -187,7 +128,7 @@ std::vector<TensorView> parse_safetensors(const std::byte* data, size_t size, co
     if (integer_size > 0) element_size = static_cast<size_t>(integer_size);
     else if (!info["dtype"].is_string() || !parse_dtype(info["dtype"].get<std::string>(), &t.dtype))
       throw input_error(where, what + " has dtype " + info["dtype"].dump() + "; supported: F32, F16, BF16");
-    else element_size = dtype_size(t.dtype);
+    else element_size = layout(t.dtype).bytes;
     const auto& shape = info["shape"];
     if (!shape.is_array()) throw input_error(where, what + " has a shape that is not an array");
     uint64_t numel = 1;

@@ -10,22 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "attnspec/io/ggml_types.h"
 #include "attnspec/io/mapped_file.h"
 
 namespace attnspec {
 
-// Q8_0 is GGUF's 8-bit block format: each run of 32 values along a row is stored as an F16 scale
-// followed by 32 int8 (34 bytes); a value is scale * int8.
-enum class DType { F32, F16, BF16, Q8_0 };
-
-const char* dtype_name(DType t);
-size_t dtype_size(DType t);  // bytes per element; for Q8_0, per block of kQ8Block elements
-constexpr int64_t kQ8Block = 32;
-// Bytes that `numel` elements in rows of `row_len` take (row_len a multiple of 32 for Q8_0).
-uint64_t dtype_bytes(DType t, uint64_t numel);
-
-// A tensor as stored: row-major `shape`, in `dtype`, at `data` inside a memory-mapped file (it may
-// be one slice of a larger array there). `row_perm`, when set, reorders the first dimension:
+// A tensor as stored: row-major `shape`, in `dtype` (ggml_types.h: a plain type, or a block format
+// whose blocks never straddle rows), at `data` inside a memory-mapped file (it may be one slice of
+// a larger array there). `row_perm`, when set, reorders the first dimension:
 // logical row r is stored row (*row_perm)[r]. Converters that permute Q/K rows for another RoPE
 // convention are undone this way, exactly and without copying the weights.
 struct TensorView {
