@@ -288,8 +288,11 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& j, const std::strin
                                        individual ? Behavior::Isolated : Behavior::Contiguous);
   }
   if (type == "Whitespace") {
-    // \w+|[^\w\s]+ keeps the matches and drops what lies between them.
-    return std::make_unique<Split>(std::make_unique<Regex>(R"(\w+|[^\w\s]+)"), Behavior::Removed, true);
+    // \w+|[^\w\s]+ keeps the matches and drops what lies between them. `tokenizers` runs it with
+    // Rust's `regex`, whose \w is not Oniguruma's (U+00B2 "²" is no word character there).
+    const std::string& word = Regex::class_items(unicode::RegexClass::RustWord);
+    return std::make_unique<Split>(std::make_unique<Regex>("[" + word + "]+|[^" + word + "\\s]+"),
+                                   Behavior::Removed, true);
   }
   if (type == "WhitespaceSplit")
     return std::make_unique<CharSplit>(unicode::is_white_space, Behavior::Removed);

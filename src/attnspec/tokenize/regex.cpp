@@ -3,6 +3,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <array>
+#include <cstdio>
 #include <stdexcept>
 
 #include "attnspec/tokenize/unicode.h"
@@ -14,8 +16,42 @@ namespace {
 // Oniguruma's Unicode \s is exactly the White_Space property.
 constexpr const char* kSpaceItems =
     R"(\t\n\x0B\f\r\x20\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
-// Oniguruma's (and Rust regex's) Unicode word class.
-constexpr const char* kWordItems = R"(\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\x{200C}\x{200D})";
+
+// The class a \p{...} / \P{...} escape at `p[i]` (the 'p' or 'P') names, and the escape's
+// length from `i`; only the general categories L and N, which `tokenizers`' patterns use.
+bool property_class(const std::string& p, size_t i, unicode::RegexClass& cls, size_t& length) {
+  for (const auto& [name, c] : {std::pair{"L", unicode::RegexClass::Letter}, {"N", unicode::RegexClass::Number},
+                                {"{L}", unicode::RegexClass::Letter}, {"{N}", unicode::RegexClass::Number},
+                                {"{Letter}", unicode::RegexClass::Letter}, {"{Number}", unicode::RegexClass::Number}}) {
+    const std::string_view n(name);
+    if (p.compare(i + 1, n.size(), n) == 0) {
+      cls = c;
+      length = 1 + n.size();
+      return true;
+    }
+  }
+  return false;
+}
+
+// \p{L}, \p{N} or \w as Oniguruma in `tokenizers` has them, for this PCRE2's Unicode version.
+}  // namespace
+
+const std::string& Regex::class_items(unicode::RegexClass cls) {
+  static const std::array<std::string, 4> items = [] {
+    char version[32] = "0.0";
+    pcre2_config(PCRE2_CONFIG_UNICODE_VERSION, version);
+    int major = 0, minor = 0;
+    std::sscanf(version, "%d.%d", &major, &minor);
+    std::array<std::string, 4> out;
+    for (auto c : {unicode::RegexClass::Letter, unicode::RegexClass::Number, unicode::RegexClass::Word,
+                   unicode::RegexClass::RustWord})
+      out[static_cast<size_t>(c)] = unicode::regex_class_items(c, major, minor);
+    return out;
+  }();
+  return items[static_cast<size_t>(cls)];
+}
+
+namespace {
 
 // Per-thread scratch: match data with one pair is enough, we only need the whole match; a JIT
 // stack large enough for long runs of whitespace with look-ahead.
@@ -48,17 +84,25 @@ struct Regex::Impl {
 };
 
 std::string Regex::translate(const std::string& p) {
+  // Oniguruma's Unicode \s is the White_Space property; its \w, \p{L} and \p{N} come from
+  // Unicode tables newer than PCRE2's (unicode_tables.inc), so they become explicit ranges.
   std::string out;
   bool in_class = false;
   for (size_t i = 0; i < p.size(); ++i) {
     const char c = p[i];
     if (c == '\\' && i + 1 < p.size()) {
       const char e = p[++i];
+      unicode::RegexClass cls{};
+      size_t length = 0;
       if (e == 's' || e == 'w') {
-        const char* items = e == 's' ? kSpaceItems : kWordItems;
-        out += in_class ? std::string(items) : "[" + std::string(items) + "]";
+        const std::string& items = e == 's' ? std::string(kSpaceItems) : class_items(unicode::RegexClass::Word);
+        out += in_class ? items : "[" + items + "]";
       } else if ((e == 'S' || e == 'W') && !in_class) {
-        out += "[^" + std::string(e == 'S' ? kSpaceItems : kWordItems) + "]";
+        out += "[^" + (e == 'S' ? std::string(kSpaceItems) : class_items(unicode::RegexClass::Word)) + "]";
+      } else if ((e == 'p' || (e == 'P' && !in_class)) && property_class(p, i, cls, length)) {
+        const std::string& items = class_items(cls);
+        out += in_class ? items : (e == 'P' ? "[^" : "[") + items + "]";
+        i += length - 1;
       } else {
         out += c;
         out += e;

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "attnspec/tokenize/unicode.h"
+
 namespace attnspec {
 
 class Regex {
@@ -25,6 +27,10 @@ class Regex {
   // Rewrites Oniguruma's Unicode \s, \S, \w, \W into explicit PCRE2 classes (PCRE2's \s also
   // matches U+180E and its \w differs from Oniguruma's word class).
   static std::string translate(const std::string& oniguruma_pattern);
+
+  // The items (no brackets) of a PCRE2 class matching `cls` exactly, whatever this PCRE2's
+  // Unicode version (unicode::regex_class_items).
+  static const std::string& class_items(unicode::RegexClass cls);
 
  private:
   struct Impl;

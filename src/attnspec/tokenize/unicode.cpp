@@ -6,13 +6,110 @@
 #include <unicode/unistr.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <functional>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <vector>
 
 namespace attnspec::unicode {
+
+namespace {
+
+struct CodePointRange {
+  char32_t first, last;
+};
+
+#include "attnspec/tokenize/unicode_tables.inc"
+
+template <size_t N>
+bool in_ranges(const CodePointRange (&table)[N], char32_t c) {
+  const auto* it = std::upper_bound(std::begin(table), std::end(table), c,
+                                    [](char32_t x, const CodePointRange& r) { return x < r.first; });
+  return it != std::begin(table) && c <= (it - 1)->last;
+}
+
+void append_range(std::string& items, char32_t first, char32_t last) {
+  char buffer[40];
+  if (first == last)
+    std::snprintf(buffer, sizeof buffer, "\\x{%X}", static_cast<unsigned>(first));
+  else
+    std::snprintf(buffer, sizeof buffer, "\\x{%X}-\\x{%X}", static_cast<unsigned>(first), static_cast<unsigned>(last));
+  items += buffer;
+}
+
+}  // namespace
+
+bool in_regex_class(RegexClass cls, char32_t c) {
+  switch (cls) {
+    case RegexClass::Letter: return in_ranges(kLetter, c);
+    case RegexClass::Number: return in_ranges(kNumber, c);
+    case RegexClass::Word: return in_ranges(kWord, c);
+    case RegexClass::RustWord: return in_ranges(kRustWord, c);
+  }
+  return false;
+}
+
+std::string regex_class_items(RegexClass cls, int engine_major, int engine_minor) {
+  // PCRE2's own property (fast: a two-stage table), plus every character of the class that the
+  // property may not hold: those Unicode assigned after the engine's tables (ICU gives the age;
+  // "unassigned" to ICU counts as new too) and those outside the property for other reasons
+  // (Oniguruma's \w holds U+00B2 U+00B3 U+00B9 U+00BC..U+00BE). For characters both know,
+  // PCRE2 and ICU agree; unicode_test.cpp checks the result against the table on every code point.
+  const CodePointRange* begin = nullptr;
+  const CodePointRange* end = nullptr;
+  std::string items;
+  std::function<bool(UChar32)> in_property;
+  switch (cls) {
+    case RegexClass::Letter:
+      begin = std::begin(kLetter), end = std::end(kLetter), items = "\\p{L}";
+      in_property = [](UChar32 c) { return (U_GET_GC_MASK(c) & U_GC_L_MASK) != 0; };
+      break;
+    case RegexClass::Number:
+      begin = std::begin(kNumber), end = std::end(kNumber), items = "\\p{N}";
+      in_property = [](UChar32 c) { return (U_GET_GC_MASK(c) & U_GC_N_MASK) != 0; };
+      break;
+    case RegexClass::Word:
+      // Oniguruma's \w lacks the joiners U+200C, U+200D; Rust regex's has them.
+      begin = std::begin(kWord), end = std::end(kWord), items = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}";
+      in_property = [](UChar32 c) {
+        return u_hasBinaryProperty(c, UCHAR_ALPHABETIC) || (U_GET_GC_MASK(c) & (U_GC_M_MASK | U_GC_ND_MASK | U_GC_PC_MASK)) != 0;
+      };
+      break;
+    case RegexClass::RustWord:
+      begin = std::begin(kRustWord), end = std::end(kRustWord);
+      items = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}";
+      in_property = [](UChar32 c) {
+        return c == 0x200C || c == 0x200D || u_hasBinaryProperty(c, UCHAR_ALPHABETIC) ||
+               (U_GET_GC_MASK(c) & (U_GC_M_MASK | U_GC_ND_MASK | U_GC_PC_MASK)) != 0;
+      };
+      break;
+  }
+  auto known_to_engine = [&](char32_t c) {
+    UVersionInfo age;
+    u_charAge(static_cast<UChar32>(c), age);
+    return age[0] != 0 && (age[0] < engine_major || (age[0] == engine_major && age[1] <= engine_minor));
+  };
+  for (const CodePointRange* r = begin; r != end; ++r) {
+    bool open = false;
+    char32_t run = 0;
+    for (char32_t c = r->first; c <= r->last; ++c) {
+      const bool extra = !(known_to_engine(c) && in_property(static_cast<UChar32>(c)));
+      if (extra && !open) {
+        run = c;
+        open = true;
+      } else if (!extra && open) {
+        append_range(items, run, c - 1);
+        open = false;
+      }
+    }
+    if (open) append_range(items, run, r->last);
+  }
+  return items;
+}
 
 size_t first_invalid_utf8(std::string_view s) {
   const auto* bytes = reinterpret_cast<const unsigned char*>(s.data());
@@ -95,14 +192,12 @@ bool is_alphabetic(char32_t c) {
 
 bool is_word_char(char32_t c) {
   if (c < 0x80) return is_alphabetic(c) || (c >= '0' && c <= '9') || c == '_';
-  if (c == 0x200C || c == 0x200D) return true;
-  const auto mask = U_GET_GC_MASK(static_cast<UChar32>(c));
-  return is_alphabetic(c) || (mask & (U_GC_M_MASK | U_GC_ND_MASK | U_GC_PC_MASK)) != 0;
+  return in_ranges(kRustWord, c);
 }
 
 bool is_numeric(char32_t c) {
   if (c < 0x80) return c >= '0' && c <= '9';
-  return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_N_MASK) != 0;
+  return in_ranges(kNumeric, c);  // ICU 72 is Unicode 15.0; Rust's std is newer
 }
 
 namespace {

@@ -39,10 +39,21 @@ std::string to_utf8(char32_t c);
 
 // Rust's char::is_whitespace: the Unicode White_Space property.
 bool is_white_space(char32_t c);
-// Rust `regex`'s \w: Alphabetic, marks, decimal digits, connector punctuation, joiners.
+// Rust `regex`'s \w: Alphabetic, marks, decimal digits, connector punctuation, joiners, on the
+// Unicode tables of the `regex` crate `tokenizers` is built with (unicode_tables.inc).
 bool is_word_char(char32_t c);
-// Rust's char::is_numeric: general categories Nd, Nl, No.
+// Rust's char::is_numeric: general categories Nd, Nl, No, on the Unicode tables of the Rust
+// that built `tokenizers` (unicode_tables.inc), not ICU's.
 bool is_numeric(char32_t c);
+
+// The classes `tokenizers`' Oniguruma matches for \p{L}, \p{N} and \w, and the \w of Rust's
+// `regex` crate (its Whitespace pre-tokenizer). Their Unicode tables are newer than those of the
+// system's PCRE2 and ICU; these come from unicode_tables.inc.
+enum class RegexClass { Letter, Number, Word, RustWord };
+bool in_regex_class(RegexClass cls, char32_t c);
+// The items of a PCRE2 character class (without the brackets) matching exactly `cls`, for a
+// PCRE2 whose own tables are Unicode `engine_major`.`engine_minor`.
+std::string regex_class_items(RegexClass cls, int engine_major, int engine_minor);
 // Rust's char::is_alphabetic (Alphabetic property).
 bool is_alphabetic(char32_t c);
 // `tokenizers`' is_punc: ASCII punctuation or a general category P*.

@@ -82,5 +82,60 @@ TEST(Regex, Gpt2PatternSplitsAsExpected) {
   EXPECT_EQ(pieces, (std::vector<std::string>{"Hello", "'s", " ", " world", " 123", "!"}));
 }
 
+// Every code point, one after another: the translated classes match exactly the characters of
+// unicode_tables.inc, whatever Unicode version this PCRE2 has (a newer PCRE2 than `tokenizers`'
+// Oniguruma would make this fail).
+TEST(Regex, ClassesMatchTokenizersTablesOnEveryCodePoint) {
+  std::string all;
+  std::vector<char32_t> at_byte;
+  for (char32_t c = 0; c < 0x110000; ++c) {
+    if (c >= 0xD800 && c <= 0xDFFF) continue;
+    at_byte.resize(all.size() + 1, 0);
+    at_byte[all.size()] = c;
+    unicode::append_utf8(all, c);
+  }
+  const std::pair<const char*, unicode::RegexClass> cases[] = {
+      {R"(\p{L})", unicode::RegexClass::Letter}, {R"(\pN)", unicode::RegexClass::Number},
+      {R"(\w)", unicode::RegexClass::Word}, {R"([^\s\p{L}\p{N}])", unicode::RegexClass::Letter}};
+  for (const auto& [pattern, cls] : cases) {
+    const bool negated = pattern[0] == '[';
+    std::vector<bool> matched(0x110000, false);
+    for (auto [b, e] : Regex(pattern).find_all(all)) matched[at_byte[b]] = true;
+    size_t wrong = 0;
+    for (char32_t c = 0; c < 0x110000; ++c) {
+      if (c >= 0xD800 && c <= 0xDFFF) continue;
+      bool expected = unicode::in_regex_class(cls, c);
+      if (negated)
+        expected = !unicode::is_white_space(c) && !unicode::in_regex_class(unicode::RegexClass::Letter, c) &&
+                   !unicode::in_regex_class(unicode::RegexClass::Number, c);
+      if (matched[c] != expected && wrong++ < 5) ADD_FAILURE() << pattern << " at U+" << std::hex << static_cast<uint32_t>(c);
+    }
+    EXPECT_EQ(wrong, 0u) << pattern;
+  }
+  const std::string rust_word = "[" + Regex::class_items(unicode::RegexClass::RustWord) + "]";
+  size_t count = Regex(rust_word).find_all(all).size(), expected = 0;
+  for (char32_t c = 0; c < 0x110000; ++c) expected += unicode::in_regex_class(unicode::RegexClass::RustWord, c);
+  EXPECT_EQ(count, expected);
+}
+
+// Characters newer than PCRE2 10.42 / ICU 72 (Unicode 14.0 / 15.0) that `tokenizers` knows.
+TEST(Regex, SplitsNewCharactersLikeTokenizers) {
+  const Regex llama3(R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)");
+  auto pieces = [&](const std::string& text) {
+    std::vector<std::string> out;
+    for (auto [b, e] : llama3.find_all(text)) out.push_back(text.substr(b, e - b));
+    return out;
+  };
+  // U+10D40 GARAY DIGIT ZERO (Unicode 16.0) is \p{N}; U+1D2C0 KAKTOVIK NUMERAL ZERO (15.0) too.
+  EXPECT_EQ(pieces(" \U00010D40\U00010D401"), (std::vector<std::string>{" ", "\U00010D40\U00010D401"}));
+  EXPECT_EQ(pieces("x\U0001D2C0 y"), (std::vector<std::string>{"x", "\U0001D2C0", " y"}));
+  EXPECT_EQ(pieces("a\U00010D50b"), (std::vector<std::string>{"a\U00010D50b"}));  // a Garay letter
+  EXPECT_TRUE(unicode::is_numeric(U'\U00010D40'));
+  EXPECT_TRUE(unicode::is_numeric(U'\U00011DE0'));  // Rust's std is newer still (Unicode 17.0)
+  // Oniguruma's \w holds U+00B2; Rust regex's (the Whitespace pre-tokenizer's) does not.
+  EXPECT_EQ(Regex(R"(\w+)").find_all("x\u00b2").size(), 1u);
+  EXPECT_FALSE(unicode::is_word_char(U'\u00b2'));
+}
+
 }  // namespace
 }  // namespace attnspec
