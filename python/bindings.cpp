@@ -6,6 +6,7 @@
 #include <pybind11/stl/filesystem.h>
 
 #include <cmath>
+#include <cstdio>
 #include <set>
 
 #include "attnspec/common/error.h"
@@ -29,6 +30,32 @@ namespace py = pybind11;
 using namespace attnspec;
 
 namespace {
+
+// The text argument of Tokenizer.encode as UTF-8: a str, or bytes (encode() checks that they are
+// UTF-8 and names the offset of the first invalid sequence). A str with a lone surrogate (e.g.
+// from surrogateescape decoding) has no UTF-8 form: say which character and where, instead of
+// pybind11's "incompatible function arguments".
+std::string utf8_text(const py::handle& text) {
+  PyObject* o = text.ptr();
+  if (PyUnicode_Check(o)) {
+    Py_ssize_t size = 0;
+    if (const char* data = PyUnicode_AsUTF8AndSize(o, &size)) return std::string(data, static_cast<size_t>(size));
+    PyErr_Clear();
+    const Py_ssize_t n = PyUnicode_GetLength(o);
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      const Py_UCS4 c = PyUnicode_ReadChar(o, i);
+      if (c >= 0xD800 && c <= 0xDFFF) {
+        char code[16];
+        std::snprintf(code, sizeof code, "U+%04X", static_cast<unsigned>(c));
+        throw InputError("text holds a lone surrogate " + std::string(code) + " at index " + std::to_string(i) +
+                         "; it is not valid Unicode text and cannot be encoded as UTF-8");
+      }
+    }
+    throw InputError("text cannot be encoded as UTF-8");
+  }
+  if (PyBytes_Check(o)) return std::string(PyBytes_AS_STRING(o), static_cast<size_t>(PyBytes_GET_SIZE(o)));
+  throw py::type_error(std::string("text must be a str (or UTF-8 bytes), not ") + Py_TYPE(o)->tp_name);
+}
 
 py::array_t<double> to_numpy(const std::vector<double>& v) {
   py::array_t<double> a(v.size());
@@ -253,9 +280,10 @@ PYBIND11_MODULE(_core, m) {
       .def_static("load", [](const std::filesystem::path& dir) { return std::shared_ptr<Tokenizer>(Tokenizer::load(dir)); },
                   py::arg("dir"))
       .def_static("present", &Tokenizer::present, py::arg("dir"))
-      .def("encode", [](const Tokenizer& t, const std::string& text) {
+      .def("encode", [](const Tokenizer& t, const py::object& text) {
+             const std::string utf8 = utf8_text(text);
              py::gil_scoped_release release;
-             return t.encode(text);
+             return t.encode(utf8);
            }, py::arg("text"))
       .def_property_readonly("prefix_special", &Tokenizer::prefix_special)
       .def_property_readonly("suffix_special", &Tokenizer::suffix_special)
