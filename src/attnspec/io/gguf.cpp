@@ -386,7 +386,14 @@ nlohmann::json pre_tokenizer_for(const std::string& pre, const std::string& wher
     return {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
   if (pre == "llama-bpe" || pre == "llama3") return split_then_bytes("{1,3}", true);
   if (pre == "qwen2") return split_then_bytes("", false);
-  throw input_error(where, "GGUF tokenizer.ggml.pre '" + pre + "' is not supported (gpt-2, llama-bpe, qwen2)");
+  // SmolLM's tokenizer.json: every digit its own piece, then GPT-2's byte-level split (llama.cpp's
+  // "smollm" regexes \p{N} then GPT-2's say the same).
+  if (pre == "smollm")
+    return {{"type", "Sequence"},
+            {"pretokenizers",
+             {{{"type", "Digits"}, {"individual_digits", true}},
+              {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}}}};
+  throw input_error(where, "GGUF tokenizer.ggml.pre '" + pre + "' is not supported (gpt-2, llama-bpe, qwen2, smollm)");
 }
 
 }  // namespace
