@@ -24,8 +24,10 @@ echo "the rest of the suite with the sanitized command and Python module:"
 # Left to the plain pytest run: the report test (its headless Chromium must not inherit the sanitizer
 # preload), the Ray sweep tests (nor must Ray's own services) and the whole-book comparisons with
 # Hugging Face tokenizers (minutes of Rust tokenizing under the preloaded allocator; attnspec's
-# tokenizers are fuzzed under the sanitizers instead).
+# tokenizers are fuzzed under the sanitizers instead), and the real GGUF models (transformers loading
+# and running 135M-0.5B parameter models under the preloaded allocator; attnspec's part of them, the
+# dequantizers and the GGUF reader, runs here in test_quant_types and test_format_gguf).
 LD_PRELOAD="$(clang++ -print-file-name=libclang_rt.asan-x86_64.so)" ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
   PATH="$PWD/build/fuzz/bin:$PATH" PYTHONPATH="$PWD/$stage" \
-  python3 -m pytest -q -p no:cacheprovider tests $(printf -- '--ignore=%s ' "${cli_tests[@]}" tests/test_report.py tests/test_sweep.py) \
+  python3 -m pytest -q -p no:cacheprovider tests $(printf -- '--ignore=%s ' "${cli_tests[@]}" tests/test_report.py tests/test_sweep.py tests/test_real_gguf.py) \
   -k "not test_books_match_tokenizers" "$@"
