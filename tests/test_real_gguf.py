@@ -17,12 +17,13 @@ import hf_oracle
 from attnspec import real_models
 from conftest import shared_path
 
-# name -> (architecture, family attnspec runs it as, heads, KV heads, d_h)
+# name -> (architecture, family attnspec runs it as, heads, KV heads, d_h, tokens compared): Gemma 3
+# with more tokens than its sliding layers' window of 512.
 MODELS = {
-    "smollm2-135m": ("llama", "llama", 9, 3, 64),
-    "qwen2.5-coder-0.5b": ("qwen2", "qwen2", 14, 2, 64),
+    "smollm2-135m": ("llama", "llama", 9, 3, 64, 256),
+    "qwen2.5-coder-0.5b": ("qwen2", "qwen2", 14, 2, 64, 256),
+    "gemma3-270m": ("gemma3", "gemma3_text", 4, 1, 256, 600),
 }
-N = 256
 
 
 def real(name: str) -> Path:
@@ -53,15 +54,15 @@ def book_ids(path: Path, n: int) -> list[int]:
 
 def test_queries_keys_and_spectra_match_transformers(model):
     name, path, hf = model
-    ids = book_ids(path, N)
+    ids = book_ids(path, MODELS[name][5])
     ref = hf_oracle.capture_model(hf, ids)
     c = ref["config"]
-    assert (c["H"], c["G"], c["d_h"]) == MODELS[name][2:]
+    assert (c["H"], c["G"], c["d_h"]) == MODELS[name][2:5]
     ours = attnspec.Model.load(str(path))
     for layer, got in enumerate(ours.capture(ids)):
         for key in ("X", "Q", "K"):
             diff = np.max(np.abs(got[key] - ref[key][layer])) / np.max(np.abs(ref[key][layer]))
-            assert diff < 1e-4, f"{name} layer {layer} {key}: {diff:.2e}"  # measured <= 6e-6
+            assert diff < 1e-4, f"{name} layer {layer} {key}: {diff:.2e}"  # measured <= 6e-6 (Gemma 3: 3.3e-5)
     field, weights = ours.field_spectra(ids), ours.weight_spectra()
     blocks = hf_oracle.weight_blocks_of(hf)
     for layer in range(c["n_layers"]):
@@ -82,7 +83,8 @@ def hf_tokenizer_from_gguf(path: Path):
 # SmolLM2's file names the "smollm" pre-tokenizer (each digit its own piece); transformers builds plain
 # GPT-2 splitting from it, which gives the same ids because SmolLM2's vocabulary has no multi-digit token.
 TEXTS = ["Hello world, it's a test.", "in 2024 and 1999: 1234567890", "  two  spaces\tand\nlines\r\n", "Ünïcödé 東京 😀 — “quoted”",
-         "def f(x):\n    return x ** 2  # 2024-12-04, 3.14159", "<|im_start|>user\nHi<|im_end|>"]
+         "def f(x):\n    return x ** 2  # 2024-12-04, 3.14159", "<|im_start|>user\nHi<|im_end|>",
+         "<start_of_turn>user\n  Hi\t\tthere    <end_of_turn>\n", "<s>[INST] a</s>b <unk>"]
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -107,7 +109,7 @@ def test_analyze_a_book_end_to_end(name, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"]["format"] == "gguf" and summary["model"]["family"] == MODELS[name][1]
     rows = (out / "heads.csv").read_text().splitlines()
-    _, _, heads, _, d_h = MODELS[name]
+    _, _, heads, _, d_h, _ = MODELS[name]
     assert len(rows) == 1 + summary["model"]["layers"] * heads and summary["model"]["head_dim"] == d_h
     k90 = summary["aggregates"]["k90_field"]
     assert 1 <= k90["min"] <= k90["median"] <= k90["max"] <= d_h

@@ -239,15 +239,22 @@ class Meta {
   std::string arch_;
 };
 
-// GGUF tensor names -> Hugging Face Llama-style names (the families llama, mistral, qwen2 share).
-std::string hf_name(const std::string& g, bool* known) {
+// GGUF tensor names -> Hugging Face names. The block parts llama, mistral and qwen2 share; Gemma's
+// four norms per layer name two of them differently (llama.cpp's ffn_norm is the norm before the
+// MLP in both, which Hugging Face calls post_attention_layernorm in Llama and
+// pre_feedforward_layernorm in Gemma).
+std::string hf_name(const std::string& g, bool gemma, bool* known) {
   *known = true;
   static const std::map<std::string, std::string> top = {
       {"token_embd", "model.embed_tokens"}, {"output_norm", "model.norm"}, {"output", "lm_head"}};
   static const std::map<std::string, std::string> block = {
       {"attn_norm", "input_layernorm"},       {"ffn_norm", "post_attention_layernorm"}, {"attn_q", "self_attn.q_proj"},
       {"attn_k", "self_attn.k_proj"},         {"attn_v", "self_attn.v_proj"},          {"attn_output", "self_attn.o_proj"},
-      {"ffn_gate", "mlp.gate_proj"},          {"ffn_up", "mlp.up_proj"},               {"ffn_down", "mlp.down_proj"}};
+      {"ffn_gate", "mlp.gate_proj"},          {"ffn_up", "mlp.up_proj"},               {"ffn_down", "mlp.down_proj"},
+      {"attn_q_norm", "self_attn.q_norm"},    {"attn_k_norm", "self_attn.k_norm"}};
+  static const std::map<std::string, std::string> gemma_block = {
+      {"ffn_norm", "pre_feedforward_layernorm"}, {"post_attention_norm", "post_attention_layernorm"},
+      {"post_ffw_norm", "post_feedforward_layernorm"}};
   const size_t dot = g.rfind('.');
   const std::string stem = dot == std::string::npos ? g : g.substr(0, dot), suffix = dot == std::string::npos ? "" : g.substr(dot);
   if (auto it = top.find(stem); it != top.end()) return it->second + suffix;
@@ -256,7 +263,10 @@ std::string hf_name(const std::string& g, bool* known) {
     if (second != std::string::npos) {
       const std::string layer = stem.substr(4, second - 4), part = stem.substr(second + 1);
       const bool digits = !layer.empty() && layer.size() < 8 && layer.find_first_not_of("0123456789") == std::string::npos;
-      if (auto it = block.find(part); digits && it != block.end()) return "model.layers." + layer + "." + it->second + suffix;
+      const std::string* hf = nullptr;
+      if (auto it = gemma_block.find(part); gemma && it != gemma_block.end()) hf = &it->second;
+      else if (auto it2 = block.find(part); it2 != block.end()) hf = &it2->second;
+      if (digits && hf) return "model.layers." + layer + "." + *hf + suffix;
     }
   }
   *known = false;
@@ -281,9 +291,12 @@ FileCheckpoint read_gguf(std::unique_ptr<MappedFile> owned) {
     permuted = true;
   } else if (arch == "qwen2") {
     model_type = "qwen2";
+  } else if (arch == "gemma3") {
+    model_type = "gemma3_text";  // RoPE on rotate-half pairs as in Hugging Face: no permutation
   } else {
-    throw input_error(where, "GGUF architecture '" + arch + "' is not supported (llama, qwen2)");
+    throw input_error(where, "GGUF architecture '" + arch + "' is not supported (llama, qwen2, gemma3)");
   }
+  const bool gemma = model_type.starts_with("gemma");
 
   FileCheckpoint ck;
   ck.format = "gguf";
@@ -302,7 +315,7 @@ FileCheckpoint read_gguf(std::unique_ptr<MappedFile> owned) {
   bool has_output = false, has_q_bias = false;
   for (const auto& t : f.tensors) {
     bool known;
-    const std::string name = hf_name(t.name, &known);
+    const std::string name = hf_name(t.name, gemma, &known);
     if (!known) {
       if (t.name == "rope_freqs.weight")
         throw input_error(where, "holds rope_freqs.weight (per-frequency RoPE scaling, as for Llama 3.1+), which attnspec does not read from GGUF");
@@ -315,6 +328,7 @@ FileCheckpoint read_gguf(std::unique_ptr<MappedFile> owned) {
     v.data = file.data() + f.data_offset + t.offset;
     v.nbytes = t.nbytes;
     v.file = &file;
+    if (gemma && name.ends_with("norm.weight")) v.add = -1.0f;  // stored as 1 + w (see TensorView::add)
     const bool q = name.find(".self_attn.q_proj.") != std::string::npos, k = name.find(".self_attn.k_proj.") != std::string::npos;
     if (q && name.ends_with(".bias")) has_q_bias = true;
     if (permuted && (q || k)) {
@@ -355,6 +369,17 @@ FileCheckpoint read_gguf(std::unique_ptr<MappedFile> owned) {
     c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", factor}};
   }
   if (model_type == "llama") c["attention_bias"] = has_q_bias;
+  if (gemma) {
+    // llama.cpp's Gemma 3: GeGLU with tanh GELU, five sliding layers per global one, the sliding
+    // layers' RoPE base fixed at 10000, queries scaled by 1/sqrt(head_dim) (query_pre_attn_scalar
+    // = key_length, as transformers reads these files).
+    c.erase("hidden_act");
+    c["hidden_activation"] = "gelu_pytorch_tanh";
+    c["query_pre_attn_scalar"] = head_dim;
+    c["rope_local_base_freq"] = 10000.0;
+    c["sliding_window_pattern"] = 6;
+    c["rms_norm_eps"] = m.number("{arch}.attention.layer_norm_rms_epsilon", 1e-6);
+  }
   if (const auto* w = m.find("{arch}.attention.sliding_window")) {
     c["sliding_window"] = m.integer("{arch}.attention.sliding_window");
     (void)w;
@@ -441,10 +466,20 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::filesystem::path& path
       pieces.push_back((*tokens)[i].get<std::string>());
       s.push_back(scores ? (*scores)[i].get<float>() : 0.0f);
     }
+    // Control tokens (type 3: <s>, Gemma's <start_of_turn>) and user-defined ones (type 4: Gemma's
+    // runs of spaces and tabs) are matched whole in the raw text, as HF's added tokens and
+    // llama.cpp's special-token partition match them.
+    std::vector<AddedToken> added;
+    for (int64_t i = 0; types && i < n; ++i) {
+      const int64_t type = (*types)[i].get<int64_t>();
+      if ((type == 3 || type == 4) && !pieces[i].empty())
+        added.push_back({.content = pieces[i], .id = int32_t(i), .special = type == 3, .normalized = false});
+    }
     ScoreMergeEncoder encoder(std::move(pieces), std::move(s), "\xE2\x96\x81",
                               m.boolean("tokenizer.ggml.add_space_prefix", true), unk.value_or(0));
     return make_score_merge_tokenizer(std::move(encoder), std::move(prefix), std::move(suffix),
-                                      "SentencePiece score-merge BPE, " + std::to_string(n) + " tokens (GGUF)");
+                                      "SentencePiece score-merge BPE, " + std::to_string(n) + " tokens (GGUF)",
+                                      std::move(added));
   }
   if (model == "gpt2") {
     // Described as the tokenizer.json it came from: BPE vocab and merges, the pre-tokenizer named

@@ -76,6 +76,12 @@ void widen_stored(DType dtype, const std::byte* data, float* out, size_t first, 
 }  // namespace
 
 void TensorView::to_float32(float* out, size_t first, size_t count) const {
+  to_float32_stored(out, first, count);
+  if (add != 0.0f)
+    for (size_t i = 0; i < count; ++i) out[i] += add;  // one float32 rounding, as numpy's w - 1
+}
+
+void TensorView::to_float32_stored(float* out, size_t first, size_t count) const {
   const int64_t row_len = shape.empty() ? 1 : std::max<int64_t>(1, numel() / std::max<int64_t>(1, shape[0]));
   if (!row_perm) {
     widen_stored(dtype, data, out, first, count);
@@ -93,7 +99,8 @@ void TensorView::to_float32(float* out, size_t first, size_t count) const {
 }
 
 const float* TensorView::direct_float32() const {
-  if (dtype != DType::F32 || row_perm || reinterpret_cast<uintptr_t>(data) % alignof(float) != 0) return nullptr;
+  if (dtype != DType::F32 || row_perm || add != 0.0f || reinterpret_cast<uintptr_t>(data) % alignof(float) != 0)
+    return nullptr;
   return reinterpret_cast<const float*>(data);
 }
 

@@ -28,11 +28,15 @@ struct TensorView {
   size_t nbytes = 0;
   const MappedFile* file = nullptr;
   std::shared_ptr<const std::vector<int64_t>> row_perm;
+  // Added to every value after widening: llama.cpp's converter stores Gemma's norm weights as
+  // 1 + w (what its plain RMSNorm multiplies by), -1 gives back Hugging Face's w.
+  float add = 0.0f;
 
   int64_t numel() const;
   std::string shape_string() const;  // "[768, 2304]"
   // Converts logical elements [first, first + count) to float32 into `out`.
   void to_float32(float* out, size_t first, size_t count) const;
+  void to_float32_stored(float* out, size_t first, size_t count) const;  // without `add`
   // The data as float32 in place (F32, aligned, not permuted), else nullptr.
   const float* direct_float32() const;
 };

@@ -5,6 +5,7 @@
 #include "attnspec/common/error.h"
 #include "attnspec/io/checkpoint_file.h"
 #include "attnspec/io/mapped_file.h"
+#include "attnspec/tokenize/added_tokens.h"
 #include "attnspec/tokenize/score_merge.h"
 #include "attnspec/tokenize/unicode.h"
 
@@ -17,13 +18,25 @@ namespace {
 class ScoreMergeTokenizer final : public Tokenizer {
  public:
   ScoreMergeTokenizer(ScoreMergeEncoder encoder, std::vector<int32_t> prefix, std::vector<int32_t> suffix,
-                      std::string description)
+                      std::string description, AddedTokenMatcher added = {})
       : encoder_(std::move(encoder)), prefix_(std::move(prefix)), suffix_(std::move(suffix)),
-        description_(std::move(description)) {}
+        description_(std::move(description)), added_(std::move(added)) {}
   std::vector<int32_t> encode(std::string_view text) const override {
     if (const size_t bad = unicode::first_invalid_utf8(text); bad != std::string::npos)
       throw InputError("text to tokenize: invalid UTF-8 at byte offset " + std::to_string(bad));
-    return encoder_.encode(text);
+    if (added_.empty()) return encoder_.encode(text);
+    // Added tokens are matched in the raw text first; each stretch between them is encoded on its
+    // own, dummy prefix included (as HF's per-segment normalizer and llama.cpp's SPM session do).
+    std::vector<int32_t> ids;
+    for (const auto& seg : added_.split(text)) {
+      if (seg.id >= 0) {
+        ids.push_back(seg.id);
+      } else {
+        const auto part = encoder_.encode(text.substr(seg.begin, seg.end - seg.begin));
+        ids.insert(ids.end(), part.begin(), part.end());
+      }
+    }
+    return ids;
   }
   const std::vector<int32_t>& prefix_special() const override { return prefix_; }
   const std::vector<int32_t>& suffix_special() const override { return suffix_; }
@@ -33,14 +46,18 @@ class ScoreMergeTokenizer final : public Tokenizer {
   ScoreMergeEncoder encoder_;
   std::vector<int32_t> prefix_, suffix_;
   std::string description_;
+  AddedTokenMatcher added_;
 };
 
 }  // namespace
 
 std::unique_ptr<Tokenizer> make_score_merge_tokenizer(ScoreMergeEncoder encoder, std::vector<int32_t> prefix,
-                                                      std::vector<int32_t> suffix, std::string description) {
+                                                      std::vector<int32_t> suffix, std::string description,
+                                                      std::vector<AddedToken> added) {
+  std::vector<std::string> patterns;
+  for (const auto& t : added) patterns.push_back(t.content);
   return std::make_unique<ScoreMergeTokenizer>(std::move(encoder), std::move(prefix), std::move(suffix),
-                                               std::move(description));
+                                               std::move(description), AddedTokenMatcher(std::move(added), patterns));
 }
 
 std::unique_ptr<Tokenizer> parse_llama2c_tokenizer(const std::byte* data, size_t size, const std::string& where) {

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "attnspec/tokenize/added_tokens.h"
 #include "attnspec/tokenize/score_merge.h"
 
 #include "attnspec/tokenize/tokenizer.h"
@@ -25,9 +26,11 @@ std::unique_ptr<Tokenizer> parse_llama2c_tokenizer(const std::byte* data, size_t
 // The tokenizer in a GGUF file's metadata (tokenizer.ggml.*).
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::filesystem::path& path);
 
-// A Tokenizer around a score-merge encoder, with the special tokens put around every sequence.
+// A Tokenizer around a score-merge encoder, with the special tokens put around every sequence and
+// `added` tokens matched in the raw text before the encoder sees it.
 std::unique_ptr<Tokenizer> make_score_merge_tokenizer(ScoreMergeEncoder encoder, std::vector<int32_t> prefix,
-                                                      std::vector<int32_t> suffix, std::string description);
+                                                      std::vector<int32_t> suffix, std::string description,
+                                                      std::vector<AddedToken> added = {});
 // A byte-level BPE pipeline from a tokenizer.json object built in memory (tokenizer.cpp).
 std::unique_ptr<Tokenizer> bpe_tokenizer_from_json(const nlohmann::json& tokenizer_json, const std::string& where,
                                                    std::vector<int32_t> prefix, std::vector<int32_t> suffix,
