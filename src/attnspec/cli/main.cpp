@@ -229,7 +229,8 @@ int run(int argc, char** argv) {
     }
     std::printf("\ncheckpoint formats (--model):\n"
                 "  safetensors  a Hugging Face folder: config.json + *.safetensors (F32, F16, BF16)\n"
-                "  gguf         one .gguf file, architectures llama (incl. Mistral) and qwen2 (F32, F16, BF16, Q8_0);\n"
+                "  gguf         one .gguf file, architectures llama (incl. Mistral), qwen2 and gemma3; every GGML type\n"
+                "               gguf-py dequantizes (F32 ... Q4_K ... IQ2_XXS ... MXFP4), one layer at a time;\n"
                 "               its tokenizer comes from the metadata\n"
                 "  llama2.c     one llama2.c .bin checkpoint; tokenizer: the tok*.bin beside it or --tokenizer FILE\n");
   }
