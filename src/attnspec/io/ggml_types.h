@@ -16,7 +16,7 @@ enum class DType : uint32_t {
   Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
   IQ2_XXS = 16, IQ2_XS = 17, IQ3_XXS = 18, IQ1_S = 19, IQ4_NL = 20, IQ3_S = 21, IQ2_S = 22, IQ4_XS = 23,
   I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, IQ1_M = 29, BF16 = 30,
-  TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39,
+  TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39, NVFP4 = 40,
 };
 
 struct TypeLayout {
@@ -34,7 +34,7 @@ inline const TypeLayout& layout(DType t) { return *type_layout(uint32_t(t)); }
 
 // "Q4_K", or "type 42" for a number GGML does not define.
 std::string ggml_type_name(uint32_t ggml_type);
-// The readable types, for messages: "F32, F16, ..., MXFP4".
+// The readable types, for messages: "F32, F16, ..., IQ1_M".
 std::string readable_types();
 
 inline const char* dtype_name(DType t) { return layout(t).name; }
