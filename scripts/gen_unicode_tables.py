@@ -41,31 +41,26 @@ def removed_by(pattern: str) -> set[int]:
     return out
 
 
-def rust_numeric() -> set[int]:
-    """Code points Digits splits off: in "a" + c + "a" + ..., a numeric c is a piece of its own."""
-    digits = pre_tokenizers.Digits(individual_digits=False)
+def isolated_by(pre_tokenizer, sep: str) -> set[int]:
+    """Code points that `pre_tokenizer` makes a piece of their own in sep + c + sep + ...."""
     out: set[int] = set()
     for i in range(0, len(CHARS), BLOCK):
-        block = [c for c in CHARS[i:i + BLOCK] if c != ord("a")]
-        text = "a" + "a".join(map(chr, block)) + "a"
-        for _, (x, y) in digits.pre_tokenize_str(text):
+        block = [c for c in CHARS[i:i + BLOCK] if c != ord(sep)]
+        text = sep + sep.join(map(chr, block)) + sep
+        for _, (x, y) in pre_tokenizer.pre_tokenize_str(text):
             if y - x == 1 and x % 2 == 1:
                 out.add(block[x // 2])
     return out
+
+
+def rust_numeric() -> set[int]:
+    """Code points Digits splits off (Rust's char::is_numeric)."""
+    return isolated_by(pre_tokenizers.Digits(individual_digits=False), "a")
 
 
 def rust_word() -> set[int]:
-    """Code points the Whitespace pre-tokenizer (Rust `regex`'s \\w+|[^\\w\\s]+) puts in a word:
-    in "-" + c + "-" + ..., a word character is a piece of its own."""
-    whitespace = pre_tokenizers.Whitespace()
-    out: set[int] = set()
-    for i in range(0, len(CHARS), BLOCK):
-        block = [c for c in CHARS[i:i + BLOCK] if c != ord("-")]
-        text = "-" + "-".join(map(chr, block)) + "-"
-        for _, (x, y) in whitespace.pre_tokenize_str(text):
-            if y - x == 1 and x % 2 == 1:
-                out.add(block[x // 2])
-    return out
+    """Code points the Whitespace pre-tokenizer (Rust `regex`'s \\w+|[^\\w\\s]+) puts in a word."""
+    return isolated_by(pre_tokenizers.Whitespace(), "-")
 
 
 def ranges(codes: set[int]) -> list[tuple[int, int]]:
