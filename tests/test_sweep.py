@@ -330,6 +330,125 @@ def test_worker_killed_mid_task_loses_nothing(checkpoints, ray_cluster, tmp_path
     assert len({info["node"]["node_id"] for info in pair}) == 2, f"the two held tasks shared a node: {pair}"
 
 
+# ---- one-file checkpoints: GGUF and llama2.c .bin ----------------------------------------------
+
+
+def _analyze_like(run: Path, ref: Path, *args: str) -> None:
+    """`attnspec analyze ARGS --out ref` writes exactly the files of the sweep's run folder `run`;
+    summary.json differs only in the command, threads and timings."""
+    subprocess.run(["attnspec", "analyze", *args, "--save-spectra", "--quiet", "--out", str(ref)], check=True)
+    for name in ("heads.csv", "spectra.jsonl", "head_summary.csv"):
+        assert (run / name).read_bytes() == (ref / name).read_bytes(), f"{run}/{name}"
+    mine, theirs = json.loads((run / "summary.json").read_text()), json.loads((ref / "summary.json").read_text())
+    assert mine.pop("command") == "sweep" and theirs.pop("command") == "analyze"
+    for machine_dependent in ("threads", "timing_seconds", "windows_resumed"):
+        theirs.pop(machine_dependent)
+    assert mine == theirs
+
+
+@pytest.fixture(scope="module")
+def file_models(checkpoints, tmp_path_factory):
+    """A tiny Q8_0 GGUF carrying a SentencePiece tokenizer in its metadata (stories260K's vocabulary),
+    the real llama2.c stories260K.bin with its tok512.bin, a text and a token-id file, and a
+    manifest naming both models (the .bin with its tokenizer file given explicitly)."""
+    from conftest import shared_path
+    from gguf_writer import write_gguf
+    from test_format_llama2c import read_tok_bin
+
+    d = tmp_path_factory.mktemp("file-models")
+    bin_model = shared_path("models", "stories260K", "stories260K.bin")
+    pieces, scores = read_tok_bin(bin_model.parent / "tok512.bin")
+    spm = ([p.decode("utf-8", errors="surrogateescape").replace(" ", "\u2581") for p in pieces], scores)
+    gguf_model = write_gguf(checkpoints("llama", "base"), d / "tiny.gguf", "Q8_0", spm_vocab=spm)
+    text = d / "book.txt"
+    text.write_text(shared_path("corpus", "pg84.txt").read_text(encoding="utf-8")[20000:26000], encoding="utf-8")
+    ids = _ids(d / "ids.json", 150, 4)
+    m = d / "files.toml"
+    m.write_text(f'models = ["{gguf_model}", {{ path = "{bin_model}", tokenizer = "{bin_model.parent / "tok512.bin"}" }}]\n'
+                 f'texts = ["{text}"]\ntoken_ids = ["{ids}"]\nctx = [32]\n'
+                 "[options]\nwindows_per_task = 2\nmax_windows = 3\nthreads = 1\n")
+    return {"manifest": m, "gguf": gguf_model, "bin": bin_model, "text": text, "ids": ids}
+
+
+def test_sweep_of_gguf_and_llama2c_files(file_models, ray_cluster, tmp_path):
+    """A .gguf and a llama2.c .bin are models like any folder: runs named after the file, texts
+    tokenized by the tokenizer the file carries (or the tok*.bin given), byte for byte `attnspec
+    analyze` on the same file, the same bytes on Ray, and a second run finds every task done."""
+    fm = file_models
+    local = tmp_path / "local"
+    proc = sweep(fm["manifest"], local)
+    assert proc.returncode == 0, proc.stderr
+    runs = sorted(str(p.parent.relative_to(local)) for p in local.rglob("summary.json"))
+    assert runs == ["stories260K/book/ctx32", "stories260K/ids/ctx32", "tiny/book/ctx32", "tiny/ids/ctx32"]
+    assert json.loads((local / "sweep_report.json").read_text())["tasks"]["run"] == 4 * 2  # 3 windows, 2 per task
+    common = ["--ctx", "32", "--max-windows", "3"]
+    _analyze_like(local / "tiny/book/ctx32", tmp_path / "a1", "--model", str(fm["gguf"]), "--text", str(fm["text"]), *common)
+    _analyze_like(local / "tiny/ids/ctx32", tmp_path / "a2", "--model", str(fm["gguf"]), "--token-ids", str(fm["ids"]), *common)
+    tok = fm["bin"].parent / "tok512.bin"
+    _analyze_like(local / "stories260K/book/ctx32", tmp_path / "a3", "--model", str(fm["bin"]), "--text", str(fm["text"]),
+                  "--tokenizer", str(tok), *common)
+    _analyze_like(local / "stories260K/ids/ctx32", tmp_path / "a4", "--model", str(fm["bin"]), "--token-ids",
+                  str(fm["ids"]), "--tokenizer", str(tok), *common)
+    summary = json.loads((local / "tiny/book/ctx32/summary.json").read_text())
+    assert summary["model"]["format"] == "gguf" and "GGUF" in summary["input"]["tokenizer"]
+    assert summary["input"]["prefix_special"] == [1]  # the BOS of the file's SentencePiece vocabulary
+    assert "tiny/book/ctx32" in (local / "table.csv").read_text()
+    # On the Ray cluster: the same bytes; run again, nothing runs.
+    ray_out = tmp_path / "ray"
+    proc = sweep(fm["manifest"], ray_out, "--ray", ray_cluster.address)
+    assert proc.returncode == 0, proc.stderr
+    assert_same_outputs(local, ray_out)
+    proc = sweep(fm["manifest"], ray_out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((ray_out / "sweep_report.json").read_text())["tasks"] == {"total": 8, "run": 0, "reused": 8,
+                                                                                "failed": 0}
+
+
+def test_file_model_fingerprint(file_models, tmp_path):
+    """A one-file model's fingerprint follows its bytes, and a llama2.c .bin's follows the tok*.bin
+    beside it (the tokenizer the engine takes when none is given), not other files there."""
+    from attnspec.sweep import model_fingerprint
+
+    shutil.copy(file_models["bin"], tmp_path / "m.bin")
+    shutil.copy(file_models["bin"].parent / "tok512.bin", tmp_path / "tok512.bin")
+    fp = model_fingerprint(tmp_path / "m.bin", None)
+    assert fp == model_fingerprint(tmp_path / "m.bin", None)
+    (tmp_path / "notes.txt").write_text("unrelated")
+    assert model_fingerprint(tmp_path / "m.bin", None) == fp
+    tok = bytearray((tmp_path / "tok512.bin").read_bytes())
+    tok[-1] ^= 1
+    (tmp_path / "tok512.bin").write_bytes(bytes(tok))
+    assert model_fingerprint(tmp_path / "m.bin", None) != fp
+    g = bytearray(file_models["gguf"].read_bytes())
+    (tmp_path / "a.gguf").write_bytes(bytes(g))
+    a = model_fingerprint(tmp_path / "a.gguf", None)
+    g[len(g) // 2] ^= 1
+    (tmp_path / "a.gguf").write_bytes(bytes(g))
+    assert model_fingerprint(tmp_path / "a.gguf", None) != a
+
+
+def test_missing_or_corrupt_file_model_is_one_line(file_models, tmp_path):
+    """A manifest naming a missing or corrupt .gguf (or .bin) fails with one line and status 2
+    before any task runs."""
+    fm = file_models
+    good = fm["gguf"].read_bytes()
+    corrupt = {"truncated.gguf": good[:len(good) - 1], "magic.gguf": b"GGUX" + good[4:], "header.gguf": good[:1000]}
+    cases = [(f"{tmp_path / 'missing.gguf'}", "no such checkpoint file"), ("sub/missing.gguf", "no such checkpoint file"),
+             (f"{tmp_path / 'missing.bin'}", "no such checkpoint file")]
+    for name, data in corrupt.items():
+        (tmp_path / name).write_bytes(data)
+        cases.append((str(tmp_path / name), name))
+    for i, (model, words) in enumerate(cases):
+        m = tmp_path / f"m{i}.toml"
+        m.write_text(f'models = ["{model}"]\ntexts = ["{fm["text"]}"]\nctx = [32]\n')
+        out = tmp_path / f"out{i}"
+        p = sweep(m, out)
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode == 2 and len(lines) == 1, (model, p.returncode, p.stderr)
+        assert lines[0].startswith("attnspec: error: ") and words in lines[0], (model, lines[0])
+        assert not out.exists(), (model, list(out.rglob("*")))
+
+
 def test_yaml_manifest_and_one_line_errors(checkpoints, tmp_path):
     model = checkpoints("gpt2")
     ids = _ids(tmp_path / "ids.json", 64, 3)

@@ -43,6 +43,8 @@ PROG = "attnspec sweep"
 
 #: files of a checkpoint folder that decide its results (weights, config, tokenizer)
 _MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".txt", ".model")
+#: one-file checkpoints (GGUF, llama2.c): a model path with one of these names a file, never a hub id
+_CHECKPOINT_FILE_SUFFIXES = (".gguf", ".bin")
 #: files up to this size are hashed whole; larger ones (weights) by size and sampled chunks
 _WHOLE_HASH_BYTES = 64 << 20
 _SAMPLE_BYTES = 1 << 20
@@ -88,8 +90,8 @@ _OPTION_MIN = {"task_seconds": 0.001, "max_windows": 0, "layers": 0, "threads": 
 
 @dataclass
 class ModelEntry:
-    ref: str  # as the workers resolve it: an absolute folder, or a hub id
-    folder: Path  # resolved here
+    ref: str  # as the workers resolve it: an absolute folder or checkpoint file, or a hub id
+    folder: Path  # resolved here: a checkpoint folder, or a one-file checkpoint (.gguf, llama2.c .bin)
     name: str
     tokenizer: Optional[Path] = None
 
@@ -217,10 +219,20 @@ def _options(raw) -> Options:
     return o
 
 
+def _model_stem(m: ModelEntry) -> str:
+    """A model's default name: its folder's name, a hub id's last part, or a checkpoint file's name
+    without .gguf / .bin (so that DIR/<model>/ does not look like a file)."""
+    base = os.path.basename(os.path.normpath(m.ref))
+    if m.folder.is_file() and Path(base).suffix.lower() in _CHECKPOINT_FILE_SUFFIXES:
+        return Path(base).stem
+    return base
+
+
 def load_manifest(path: Path) -> Manifest:
     """Reads and checks a manifest; :class:`InputError` (one line naming the file) when it is wrong.
-    Relative paths are relative to the manifest's folder; a model that is not a folder is looked up
-    as a Hugging Face hub id."""
+    Relative paths are relative to the manifest's folder. A model is a checkpoint folder, a one-file
+    checkpoint (a GGUF file or a llama2.c .bin, read and checked by the engine when the runs are
+    planned), or else a Hugging Face hub id."""
     from . import resolve_model
     from ._core import InputError
     from .reproduce import _safe, _unique_names
@@ -235,7 +247,7 @@ def load_manifest(path: Path) -> Manifest:
             raise _Invalid(f"unknown key '{unknown[0]}' (allowed: models, texts, token_ids, ctx, options)")
         models_raw = [_entry(m, f"models[{i}]", ("name", "tokenizer")) for i, m in enumerate(_as_list(data, "models"))]
         if not models_raw:
-            raise _Invalid("'models' must name at least one model (a checkpoint folder or a hub id)")
+            raise _Invalid("'models' must name at least one model (a checkpoint folder or file, or a hub id)")
         inputs_raw = [(_entry(t, f"texts[{i}]", ("name",)), "text") for i, t in enumerate(_as_list(data, "texts"))]
         inputs_raw += [(_entry(t, f"token_ids[{i}]", ("name",)), "token_ids")
                        for i, t in enumerate(_as_list(data, "token_ids"))]
@@ -255,7 +267,11 @@ def load_manifest(path: Path) -> Manifest:
     for i, m in enumerate(models_raw):
         ref = m["path"]
         local = here(ref)
-        if local.exists() or ref.startswith((".", "/", "~")):
+        if local.is_file():  # a GGUF file or a llama2.c .bin: the engine reads and checks it in plan()
+            folder, ref = local, os.fspath(local)
+        elif local.suffix.lower() in _CHECKPOINT_FILE_SUFFIXES and not local.is_dir():
+            raise InputError(f"{path}: models[{i}]: no such checkpoint file {local}")
+        elif local.exists() or ref.startswith((".", "/", "~")):
             if not local.is_dir():
                 raise InputError(f"{path}: models[{i}]: {local} is not a folder")
             if not (local / "config.json").is_file():
@@ -264,8 +280,9 @@ def load_manifest(path: Path) -> Manifest:
         else:
             folder = resolve_model(ref)  # a hub id: the local hub cache, or a download
         tok = m.get("tokenizer")
-        if tok is not None and not here(tok).is_dir():
-            raise InputError(f"{path}: models[{i}]: tokenizer {here(tok)} is not a folder")
+        if tok is not None and not (here(tok).is_dir() or here(tok).is_file()):
+            raise InputError(f"{path}: models[{i}]: tokenizer {here(tok)}: no such folder or file (a tokenizer folder, "
+                             "a .gguf or a llama2.c tok*.bin)")
         models.append(ModelEntry(ref=ref, folder=folder, name=m.get("name") or "",
                                  tokenizer=None if tok is None else here(tok)))
     inputs = []
@@ -274,7 +291,7 @@ def load_manifest(path: Path) -> Manifest:
         if not f.is_file():
             raise InputError(f"{path}: {'texts' if kind == 'text' else 'token_ids'}: no such file {f}")
         inputs.append(InputEntry(path=f, kind=kind, name=t.get("name") or ""))
-    model_names = _unique_names(models, lambda m: m.name or os.path.basename(os.path.normpath(m.ref)))
+    model_names = _unique_names(models, lambda m: m.name or _model_stem(m))
     for m, n in zip(models, model_names):
         m.name = n
     input_names = _unique_names(inputs, lambda t: t.name or t.path.stem)
@@ -348,15 +365,46 @@ def _hash_file(h, path: Path) -> None:
                 h.update(f.read(_SAMPLE_BYTES))
 
 
+def _hash_checkpoint_file(h, path: Path) -> None:
+    """A one-file checkpoint: its first 64 MiB whole (a GGUF file's header, with every metadata key
+    and the tokenizer's vocabulary, tensor names, types and offsets; or a llama2.c header), then
+    the sampled chunks of _hash_file."""
+    if path.stat().st_size > _WHOLE_HASH_BYTES:
+        with path.open("rb") as f:
+            left = _WHOLE_HASH_BYTES
+            while left > 0:
+                chunk = f.read(min(1 << 20, left))
+                h.update(chunk)
+                left -= len(chunk)
+    _hash_file(h, path)
+
+
 def model_fingerprint(folder: Path, tokenizer: Optional[Path]) -> str:
     """What decides a model's results: every config, weight and tokenizer file of its folder (and of
-    its separate tokenizer folder), by name and content (files beyond 64 MiB by size, header and
-    sampled chunks: hashing a 15 GB checkpoint whole would take minutes)."""
+    its separate tokenizer folder or file), by name and content (files beyond 64 MiB by size, header
+    and sampled chunks: hashing a 15 GB checkpoint whole would take minutes). A one-file checkpoint
+    is itself all of that (a GGUF file carries config and tokenizer in its metadata), plus, for a
+    llama2.c .bin without a tokenizer of its own, the tok*.bin files beside it (the engine takes
+    the one it finds there)."""
     h = hashlib.sha256()
-    for d in [folder] + ([tokenizer] if tokenizer else []):
-        for p in sorted(Path(d).iterdir()):
+    folder = Path(folder)
+    if folder.is_file():
+        _hash_checkpoint_file(h, folder)
+        if tokenizer is None and folder.suffix.lower() == ".bin":
+            for p in sorted(folder.parent.iterdir()):
+                if p != folder and p.is_file() and p.name.startswith("tok") and p.suffix == ".bin":
+                    _hash_file(h, p)
+    else:
+        for p in sorted(folder.iterdir()):
             if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES:
                 _hash_file(h, p)
+    if tokenizer is not None:
+        if Path(tokenizer).is_file():
+            _hash_file(h, Path(tokenizer))
+        else:
+            for p in sorted(Path(tokenizer).iterdir()):
+                if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES:
+                    _hash_file(h, p)
     return h.hexdigest()
 
 
