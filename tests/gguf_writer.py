@@ -9,8 +9,9 @@ What is replicated from the converter (LlamaModel / Qwen2Model):
 - tensor names from gguf's own HF -> GGUF name map;
 - for "llama", LlamaModel.permute of the q_proj/k_proj rows (weights and biases) into
   interleaved RoPE pairs;
-- 1-D tensors (norms, biases) stay F32; 2-D tensors take the chosen type (Q8_0 through
-  gguf.quants.quantize, which falls back to F16 for rows that are not a multiple of 32).
+- 1-D tensors (norms, biases) stay F32; 2-D tensors take the chosen type through
+  gguf.quants.quantize, falling back to F16 (as the converter does on gguf.QuantError) for rows
+  that are not whole blocks of the type (e.g. not a multiple of 32 for Q8_0).
 One addition: for Mistral the sliding window is recorded as {arch}.attention.sliding_window
 (the converter drops it for "llama"), so that both sides compute the same attention.
 """
@@ -23,12 +24,8 @@ import gguf
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-TYPES = {
-    "F32": gguf.GGMLQuantizationType.F32,
-    "F16": gguf.GGMLQuantizationType.F16,
-    "BF16": gguf.GGMLQuantizationType.BF16,
-    "Q8_0": gguf.GGMLQuantizationType.Q8_0,
-}
+TYPES = {name: gguf.GGMLQuantizationType[name] for name in
+         ("F32", "F16", "BF16", "Q8_0", "Q5_1", "Q5_0", "Q4_1", "Q4_0", "MXFP4", "TQ2_0", "TQ1_0")}
 
 
 def llama_permute(w: np.ndarray, n_head: int, n_head_kv: int | None) -> np.ndarray:
@@ -38,16 +35,24 @@ def llama_permute(w: np.ndarray, n_head: int, n_head_kv: int | None) -> np.ndarr
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+def stored_type(shape, type_name: str) -> str:
+    """The type a tensor of this shape is written in when `type_name` is asked for: 1-D tensors
+    stay F32; rows that are not whole blocks of the type fall back to F16, as the converter does
+    when gguf.quants.quantize raises gguf.QuantError."""
+    if len(shape) == 1 or type_name == "F32":
+        return "F32"
+    block = gguf.GGML_QUANT_SIZES[TYPES[type_name]][0]
+    return type_name if shape[-1] % block == 0 else "F16"
+
+
 def stored(w: np.ndarray, type_name: str):
     """(array to write, raw_dtype, float32 values it decodes to) for one tensor."""
-    if w.ndim == 1 or type_name == "F32":
+    type_name = stored_type(w.shape, type_name)
+    if type_name == "F32":
         w = w.astype(np.float32)
         return w, None, w
     qtype = TYPES[type_name]
     if type_name == "F16":
-        h = w.astype(np.float16)
-        return h, None, h.astype(np.float32)
-    if type_name == "Q8_0" and w.shape[-1] % 32 != 0:  # the converter's fallback
         h = w.astype(np.float16)
         return h, None, h.astype(np.float32)
     q = gguf.quants.quantize(w.astype(np.float32), qtype)
