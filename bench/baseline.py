@@ -2,11 +2,14 @@
 head's post-RoPE queries and keys, and take singular values with torch.
 
     python bench/baseline.py --model DIR --token-ids FILE --ctx N --out heads.csv [--method dense|reduced]
+                             [--gguf-file NAME]
 
 --method dense   (the usual script) builds each row-centred n x n field E~ and each d x d W_Q^T W_K
                  and calls torch.linalg.svdvals on them: O(n^3) per head and window.
 --method reduced uses the exact O(n d_h^2) QR reduction of METRICS.md in torch (only the forward
                  then differs from attnspec's).
+--gguf-file NAME loads DIR/NAME with transformers' GGUF loader (it dequantizes every tensor to
+                 float32 with gguf-py) instead of a safetensors folder.
 All in float32, as such scripts run. Writes window,layer,head,kv_head,k90_field,k90_weights.
 """
 from __future__ import annotations
@@ -75,12 +78,15 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", required=True)
     ap.add_argument("--timing", help="write phase timings (JSON) here")
+    ap.add_argument("--gguf-file", help="a GGUF file in --model's folder, read by transformers' GGUF loader")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    config = AutoConfig.from_pretrained(args.model)
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32, attn_implementation="eager").eval()
+    gguf = {"gguf_file": args.gguf_file} if args.gguf_file else {}
+    config = AutoConfig.from_pretrained(args.model, **gguf)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32, attn_implementation="eager",
+                                                 **gguf).eval()
     t_load = time.perf_counter() - t0
     ids = json.load(open(args.token_ids))
     windows = [ids[i:i + args.ctx] for i in range(0, len(ids) - args.ctx + 1, args.ctx)]

