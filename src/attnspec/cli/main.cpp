@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "attnspec/common/error.h"
+#include "attnspec/io/gguf.h"
 #include "attnspec/io/hub.h"
 #include "attnspec/model/model.h"
 #include "attnspec/run/plan.h"
@@ -229,10 +230,11 @@ int run(int argc, char** argv) {
     }
     std::printf("\ncheckpoint formats (--model):\n"
                 "  safetensors  a Hugging Face folder: config.json + *.safetensors (F32, F16, BF16)\n"
-                "  gguf         one .gguf file, architectures llama (incl. Mistral), qwen2 and gemma3; every GGML type\n"
-                "               gguf-py dequantizes (F32 ... Q4_K ... IQ2_XXS ... MXFP4), one layer at a time;\n"
-                "               its tokenizer comes from the metadata\n"
-                "  llama2.c     one llama2.c .bin checkpoint; tokenizer: the tok*.bin beside it or --tokenizer FILE\n");
+                "  gguf         one .gguf file, architectures %s (llama with a sliding window: Mistral);\n"
+                "               every GGML type gguf-py dequantizes (F32 ... Q4_K ... IQ2_XXS ... MXFP4), one layer\n"
+                "               at a time; its tokenizer comes from the metadata\n"
+                "  llama2.c     one llama2.c .bin checkpoint; tokenizer: the tok*.bin beside it or --tokenizer FILE\n",
+                attnspec::gguf_architectures().c_str());
   }
   return 0;
 }

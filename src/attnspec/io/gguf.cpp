@@ -239,24 +239,55 @@ class Meta {
   std::string arch_;
 };
 
-// GGUF tensor names -> Hugging Face names. The block parts llama, mistral and qwen2 share; Gemma's
-// four norms per layer name two of them differently (llama.cpp's ffn_norm is the norm before the
-// MLP in both, which Hugging Face calls post_attention_layernorm in Llama and
-// pre_feedforward_layernorm in Gemma).
-std::string hf_name(const std::string& g, bool gemma, bool* known) {
+// What llama.cpp's converter (convert_hf_to_gguf.py) did to each architecture it writes, so that
+// attnspec can read the file back as the Hugging Face checkpoint it came from.
+enum class NameStyle {
+  Llama,  // model.layers.N.self_attn.q_proj, ... (llama, mistral, qwen2, qwen3)
+  Gemma,  // Llama's, with four norms per layer (llama.cpp's ffn_norm is Gemma's pre_feedforward_layernorm)
+  Phi3,   // Llama's, with fused attn_qkv (qkv_proj) and ffn_up holding gate and up rows (gate_up_proj)
+  Gpt2,   // transformer.h.N.attn.c_attn, ...: Conv1D weights, which the converter transposed to [out, in]
+};
+
+struct GgufArch {
+  const char* arch;        // general.architecture
+  const char* model_type;  // the Hugging Face family it is read as
+  NameStyle names;
+  bool permuted;           // LlamaModel.permute: Q/K rows of each head in interleaved RoPE pairs
+};
+
+// Every other architecture uses rotate-half RoPE pairs as Hugging Face does (llama.cpp's NEOX rope
+// type), so its Q/K rows are stored as they are.
+constexpr GgufArch kArchs[] = {
+    {"llama", "llama", NameStyle::Llama, true},   {"qwen2", "qwen2", NameStyle::Llama, false},
+    {"qwen3", "qwen3", NameStyle::Llama, false},  {"phi3", "phi3", NameStyle::Phi3, false},
+    {"gemma2", "gemma2", NameStyle::Gemma, false}, {"gemma3", "gemma3_text", NameStyle::Gemma, false},
+    {"gpt2", "gpt2", NameStyle::Gpt2, false},
+};
+
+// GGUF tensor names -> Hugging Face names of the architecture's family.
+std::string hf_name(const std::string& g, NameStyle style, bool* known) {
   *known = true;
-  static const std::map<std::string, std::string> top = {
-      {"token_embd", "model.embed_tokens"}, {"output_norm", "model.norm"}, {"output", "lm_head"}};
-  static const std::map<std::string, std::string> block = {
+  using Names = std::map<std::string, std::string>;
+  static const Names llama_top = {{"token_embd", "model.embed_tokens"}, {"output_norm", "model.norm"}, {"output", "lm_head"}};
+  static const Names gpt2_top = {{"token_embd", "transformer.wte"}, {"position_embd", "transformer.wpe"},
+                                 {"output_norm", "transformer.ln_f"}, {"output", "lm_head"}};
+  static const Names llama_block = {
       {"attn_norm", "input_layernorm"},       {"ffn_norm", "post_attention_layernorm"}, {"attn_q", "self_attn.q_proj"},
       {"attn_k", "self_attn.k_proj"},         {"attn_v", "self_attn.v_proj"},          {"attn_output", "self_attn.o_proj"},
       {"ffn_gate", "mlp.gate_proj"},          {"ffn_up", "mlp.up_proj"},               {"ffn_down", "mlp.down_proj"},
       {"attn_q_norm", "self_attn.q_norm"},    {"attn_k_norm", "self_attn.k_norm"}};
-  static const std::map<std::string, std::string> gemma_block = {
-      {"ffn_norm", "pre_feedforward_layernorm"}, {"post_attention_norm", "post_attention_layernorm"},
-      {"post_ffw_norm", "post_feedforward_layernorm"}};
+  // Parts whose Hugging Face name differs from Llama's, per style.
+  static const Names gemma_block = {{"ffn_norm", "pre_feedforward_layernorm"},
+                                    {"post_attention_norm", "post_attention_layernorm"},
+                                    {"post_ffw_norm", "post_feedforward_layernorm"}};
+  static const Names phi3_block = {{"attn_qkv", "self_attn.qkv_proj"}, {"ffn_up", "mlp.gate_up_proj"}};
+  static const Names gpt2_block = {{"attn_norm", "ln_1"},         {"attn_qkv", "attn.c_attn"}, {"attn_output", "attn.c_proj"},
+                                   {"ffn_norm", "ln_2"},          {"ffn_up", "mlp.c_fc"},      {"ffn_down", "mlp.c_proj"}};
+  const bool gpt2 = style == NameStyle::Gpt2;
+  const Names* overrides = style == NameStyle::Gemma ? &gemma_block : style == NameStyle::Phi3 ? &phi3_block : nullptr;
   const size_t dot = g.rfind('.');
   const std::string stem = dot == std::string::npos ? g : g.substr(0, dot), suffix = dot == std::string::npos ? "" : g.substr(dot);
+  const Names& top = gpt2 ? gpt2_top : llama_top;
   if (auto it = top.find(stem); it != top.end()) return it->second + suffix;
   if (stem.rfind("blk.", 0) == 0) {
     const size_t second = stem.find('.', 4);
@@ -264,39 +295,114 @@ std::string hf_name(const std::string& g, bool gemma, bool* known) {
       const std::string layer = stem.substr(4, second - 4), part = stem.substr(second + 1);
       const bool digits = !layer.empty() && layer.size() < 8 && layer.find_first_not_of("0123456789") == std::string::npos;
       const std::string* hf = nullptr;
-      if (auto it = gemma_block.find(part); gemma && it != gemma_block.end()) hf = &it->second;
-      else if (auto it2 = block.find(part); it2 != block.end()) hf = &it2->second;
-      if (digits && hf) return "model.layers." + layer + "." + *hf + suffix;
+      if (gpt2) {
+        if (auto it = gpt2_block.find(part); it != gpt2_block.end()) hf = &it->second;
+      } else if (auto it = overrides ? overrides->find(part) : Names::const_iterator(); overrides && it != overrides->end()) {
+        hf = &it->second;
+      } else if (auto it2 = llama_block.find(part); it2 != llama_block.end()) {
+        hf = &it2->second;
+      }
+      if (digits && hf) return (gpt2 ? "transformer.h." : "model.layers.") + layer + "." + *hf + suffix;
     }
   }
   *known = false;
   return g;
 }
 
+// The config.json of the checkpoint the file was converted from, in the family's own dialect,
+// from the {arch}.* metadata and what the tensors show (biases, a separate output matrix).
+nlohmann::json hf_config(const Meta& m, const GgufArch& a, int64_t d, int64_t heads, int64_t kv_heads, int64_t head_dim,
+                         int64_t vocab, bool has_output, bool has_q_bias) {
+  const std::string type = a.model_type, where = m.where();
+  if (type == "gpt2") {
+    // GPT2Model writes no head_count_kv, rope or key_length: d_h = d / H, learned positions, tanh GELU.
+    if (kv_heads != heads || head_dim * heads != d)
+      throw input_error(where, "GGUF gpt2 file has " + std::to_string(kv_heads) + " KV heads and head dimension " +
+                                   std::to_string(head_dim) + " (GPT-2 has one KV head per head and d / heads)");
+    return {{"model_type", "gpt2"},
+            {"n_embd", d},
+            {"n_layer", m.integer("{arch}.block_count")},
+            {"n_head", heads},
+            {"n_inner", m.integer("{arch}.feed_forward_length")},
+            {"n_positions", m.integer("{arch}.context_length")},
+            {"vocab_size", vocab},
+            {"layer_norm_epsilon", m.number("{arch}.attention.layer_norm_epsilon", 1e-5)},
+            {"activation_function", "gelu_new"}};
+  }
+  const bool gemma = type.starts_with("gemma");
+  nlohmann::json c = {{"model_type", type},
+                      {"hidden_size", d},
+                      {"num_hidden_layers", m.integer("{arch}.block_count")},
+                      {"num_attention_heads", heads},
+                      {"num_key_value_heads", kv_heads},
+                      {"head_dim", head_dim},
+                      {"intermediate_size", m.integer("{arch}.feed_forward_length")},
+                      {"vocab_size", vocab},
+                      {"max_position_embeddings", m.integer("{arch}.context_length")},
+                      {"rms_norm_eps", m.number("{arch}.attention.layer_norm_rms_epsilon", gemma ? 1e-6 : 1e-5)},
+                      {"rope_theta", m.number("{arch}.rope.freq_base", 10000.0)},
+                      {"tie_word_embeddings", !has_output}};
+  if (gemma) {
+    c["hidden_activation"] = "gelu_pytorch_tanh";  // GeGLU with tanh GELU
+  } else {
+    c["hidden_act"] = "silu";
+  }
+  if (const int64_t rot = m.integer("{arch}.rope.dimension_count", head_dim); rot != head_dim)
+    c["partial_rotary_factor"] = double(rot) / double(head_dim);
+  const std::string scaling = m.string("{arch}.rope.scaling.type", "none");
+  if (scaling == "linear") {
+    c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", m.number("{arch}.rope.scaling.factor", 1.0)}};
+  } else if (scaling != "none") {
+    throw input_error(where, "GGUF rope scaling '" + scaling + "' is not supported (none, linear)");
+  } else if (const double factor = m.number("{arch}.rope.scaling.factor", 1.0); factor != 1.0) {
+    c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", factor}};
+  }
+  if (type == "llama" || type == "mistral" || type == "qwen3") c["attention_bias"] = has_q_bias;
+  if (m.find("{arch}.attention.sliding_window")) c["sliding_window"] = m.integer("{arch}.attention.sliding_window");
+  if (type == "gemma2") {
+    // llama.cpp's Gemma 2: every other layer (0, 2, ...) local with a 4096 window unless the file
+    // says otherwise, logits soft-capped at 50 unless it says otherwise, and queries scaled by
+    // 1/sqrt(head_dim), except for the 46-layer 27B model, which Google scales by 1/sqrt(d / heads)
+    // (query_pre_attn_scalar, which the file does not carry).
+    c["query_pre_attn_scalar"] = m.integer("{arch}.block_count") == 46 ? d / heads : head_dim;
+    c["attn_logit_softcapping"] = m.number("{arch}.attn_logit_softcapping", 50.0);
+    if (!c.contains("sliding_window")) c["sliding_window"] = 4096;
+  }
+  if (type == "gemma3_text") {
+    // llama.cpp's Gemma 3: five sliding layers per global one, the sliding layers' RoPE base fixed
+    // at 10000, queries scaled by 1/sqrt(head_dim) (query_pre_attn_scalar = key_length, as
+    // transformers reads these files).
+    c["query_pre_attn_scalar"] = head_dim;
+    c["rope_local_base_freq"] = 10000.0;
+    c["sliding_window_pattern"] = 6;
+  }
+  return c;
+}
+
 }  // namespace
+
+std::string gguf_architectures() {
+  std::string s;
+  for (const auto& a : kArchs) s += (s.empty() ? "" : ", ") + std::string(a.arch);
+  return s;
+}
 
 FileCheckpoint read_gguf(std::unique_ptr<MappedFile> owned) {
   const std::string where = owned->path().string();
   const GgufFile f = parse_gguf(owned->data(), owned->size(), where);
   const auto arch_value = f.find("general.architecture");
   if (!arch_value || !arch_value->is_string()) throw input_error(where, "GGUF metadata lacks general.architecture");
-  const std::string arch = arch_value->get<std::string>();
-  const Meta m(f, where, arch);
+  const std::string arch_name = arch_value->get<std::string>();
+  const GgufArch* found = nullptr;
+  for (const auto& a : kArchs)
+    if (arch_name == a.arch) found = &a;
+  if (!found) throw input_error(where, "GGUF architecture '" + arch_name + "' is not supported (" + gguf_architectures() + ")");
+  GgufArch arch = *found;
+  const Meta m(f, where, arch_name);
   // llama.cpp's converter writes Mistral checkpoints as "llama"; a sliding window, when recorded,
   // makes them Mistral again.
-  std::string model_type;
-  bool permuted = false;  // convert_hf_to_gguf.py's LlamaModel permutes Q/K rows to interleaved pairs
-  if (arch == "llama") {
-    model_type = m.find("{arch}.attention.sliding_window") ? "mistral" : "llama";
-    permuted = true;
-  } else if (arch == "qwen2") {
-    model_type = "qwen2";
-  } else if (arch == "gemma3") {
-    model_type = "gemma3_text";  // RoPE on rotate-half pairs as in Hugging Face: no permutation
-  } else {
-    throw input_error(where, "GGUF architecture '" + arch + "' is not supported (llama, qwen2, gemma3)");
-  }
-  const bool gemma = model_type.starts_with("gemma");
+  if (arch_name == "llama" && m.find("{arch}.attention.sliding_window")) arch.model_type = "mistral";
+  const bool gemma = arch.names == NameStyle::Gemma;
 
   FileCheckpoint ck;
   ck.format = "gguf";
@@ -315,11 +421,13 @@ FileCheckpoint read_gguf(std::unique_ptr<MappedFile> owned) {
   bool has_output = false, has_q_bias = false;
   for (const auto& t : f.tensors) {
     bool known;
-    const std::string name = hf_name(t.name, gemma, &known);
+    const std::string name = hf_name(t.name, arch.names, &known);
     if (!known) {
       if (t.name == "rope_freqs.weight")
         throw input_error(where, "holds rope_freqs.weight (per-frequency RoPE scaling, as for Llama 3.1+), which attnspec does not read from GGUF");
-      throw input_error(where, "tensor '" + t.name + "' has no Hugging Face counterpart for architecture " + arch);
+      if (t.name.starts_with("rope_factors_"))
+        throw input_error(where, "holds " + t.name + " (Phi-3's longrope scaling for long contexts), which attnspec does not implement");
+      throw input_error(where, "tensor '" + t.name + "' has no Hugging Face counterpart for architecture " + arch_name);
     }
     TensorView v;
     v.name = name;
@@ -331,7 +439,7 @@ FileCheckpoint read_gguf(std::unique_ptr<MappedFile> owned) {
     if (gemma && name.ends_with("norm.weight")) v.add = -1.0f;  // stored as 1 + w (see TensorView::add)
     const bool q = name.find(".self_attn.q_proj.") != std::string::npos, k = name.find(".self_attn.k_proj.") != std::string::npos;
     if (q && name.ends_with(".bias")) has_q_bias = true;
-    if (permuted && (q || k)) {
+    if (arch.permuted && (q || k)) {
       // Undo LlamaModel.permute (interleaved pairs) back to Hugging Face's rotate-half rows.
       const int64_t n = q ? heads : kv_heads;
       if (v.shape[0] != n * head_dim)
@@ -339,52 +447,12 @@ FileCheckpoint read_gguf(std::unique_ptr<MappedFile> owned) {
                                      std::to_string(n) + " heads x " + std::to_string(head_dim));
       v.row_perm = rotate_half_rows(n, head_dim);
     }
-    if (name == "model.embed_tokens.weight" && v.shape.size() == 2) vocab = v.shape[0];
-    if (name == "lm_head.weight") has_output = true;
+    if (t.name == "token_embd.weight" && v.shape.size() == 2) vocab = v.shape[0];
+    if (t.name == "output.weight") has_output = true;
     ck.store->add_view(std::move(v));
   }
   if (vocab == 0) throw input_error(where, "GGUF file lacks token_embd.weight");
-
-  nlohmann::json c = {{"model_type", model_type},
-                      {"hidden_size", d},
-                      {"num_hidden_layers", m.integer("{arch}.block_count")},
-                      {"num_attention_heads", heads},
-                      {"num_key_value_heads", kv_heads},
-                      {"head_dim", head_dim},
-                      {"intermediate_size", m.integer("{arch}.feed_forward_length")},
-                      {"vocab_size", vocab},
-                      {"max_position_embeddings", m.integer("{arch}.context_length")},
-                      {"rms_norm_eps", m.number("{arch}.attention.layer_norm_rms_epsilon", 1e-5)},
-                      {"rope_theta", m.number("{arch}.rope.freq_base", 10000.0)},
-                      {"hidden_act", "silu"},
-                      {"tie_word_embeddings", !has_output}};
-  if (const int64_t rot = m.integer("{arch}.rope.dimension_count", head_dim); rot != head_dim)
-    c["partial_rotary_factor"] = double(rot) / double(head_dim);
-  const std::string scaling = m.string("{arch}.rope.scaling.type", "none");
-  if (scaling == "linear") {
-    c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", m.number("{arch}.rope.scaling.factor", 1.0)}};
-  } else if (scaling != "none") {
-    throw input_error(where, "GGUF rope scaling '" + scaling + "' is not supported (none, linear)");
-  } else if (const double factor = m.number("{arch}.rope.scaling.factor", 1.0); factor != 1.0) {
-    c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", factor}};
-  }
-  if (model_type == "llama") c["attention_bias"] = has_q_bias;
-  if (gemma) {
-    // llama.cpp's Gemma 3: GeGLU with tanh GELU, five sliding layers per global one, the sliding
-    // layers' RoPE base fixed at 10000, queries scaled by 1/sqrt(head_dim) (query_pre_attn_scalar
-    // = key_length, as transformers reads these files).
-    c.erase("hidden_act");
-    c["hidden_activation"] = "gelu_pytorch_tanh";
-    c["query_pre_attn_scalar"] = head_dim;
-    c["rope_local_base_freq"] = 10000.0;
-    c["sliding_window_pattern"] = 6;
-    c["rms_norm_eps"] = m.number("{arch}.attention.layer_norm_rms_epsilon", 1e-6);
-  }
-  if (const auto* w = m.find("{arch}.attention.sliding_window")) {
-    c["sliding_window"] = m.integer("{arch}.attention.sliding_window");
-    (void)w;
-  }
-  ck.config = std::move(c);
+  ck.config = hf_config(m, arch, d, heads, kv_heads, head_dim, vocab, has_output, has_q_bias);
   return ck;
 }
 

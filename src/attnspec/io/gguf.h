@@ -45,4 +45,7 @@ struct GgufFile {
 // the data section without overlap. `where` names the file.
 GgufFile parse_gguf(const std::byte* data, size_t size, const std::string& where);
 
+// The general.architecture values attnspec reads, comma separated.
+std::string gguf_architectures();
+
 }  // namespace attnspec

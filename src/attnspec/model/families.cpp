@@ -686,13 +686,17 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
     }
   }
 
+  // GPT-2's Conv1D weights are [in, out] in Hugging Face files; llama.cpp's converter stores them
+  // transposed, as [out, in] Linears, so there the fused c_attn is Q | K | V row blocks.
+  const bool conv1d = table->conv1d && model->format == "safetensors";
+  const FusedQkv fused_qkv = table->conv1d && !conv1d ? FusedQkv::Blocks : table->fused_qkv;
   auto linear = [&](const char* pattern, int layer, int64_t out, int64_t in, bool has_bias) {
     LinearSpec s;
     s.weight = prefix + with_layer(pattern, layer) + ".weight";
     s.bias = has_bias ? prefix + with_layer(pattern, layer) + ".bias" : "";
     s.out = out;
     s.in = in;
-    s.in_out_layout = table->conv1d;
+    s.in_out_layout = conv1d;
     return s;
   };
   auto norm_weight = [&](const char* pattern, int layer, int64_t size) {
@@ -717,7 +721,7 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
     for (const auto& n : {model->embed_norm_weight, model->embed_norm_bias})
       if (!n.empty()) expect_tensor(store, path, n, {d});
   }
-  if (table->fused_qkv == FusedQkv::PerHead && c.n_kv_heads != c.n_heads)
+  if (fused_qkv == FusedQkv::PerHead && c.n_kv_heads != c.n_heads)
     throw input_error(path.string(), "a per-head fused query_key_value needs as many key/value heads as query heads");
   for (int l = 0; l < c.n_layers; ++l) {
     LayerSpec L;
@@ -732,7 +736,7 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
     L.attn_out_norm_weight = norm_weight(table->attn_out_norm, l, d);
     L.mlp_out_norm_weight = norm_weight(table->mlp_out_norm, l, d);
 
-    if (table->conv1d) {
+    if (conv1d) {
       // Fused c_attn: weight [d, 3d] holds Q | K | V column blocks, bias [3d] likewise.
       L.q = linear(table->q, l, qd, d, bias.qkv);
       L.k = linear(table->k, l, kvd, d, bias.qkv);
@@ -758,11 +762,11 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
       if (gated) L.gate = linear(table->gate, l, c.d_ff, d, bias.mlp);
       L.down = linear(table->down, l, d, c.d_ff, bias.mlp);
       std::vector<const LinearSpec*> separate;  // checked in the order q, k, v, o, up, gate, down
-      if (table->fused_qkv == FusedQkv::None) {
+      if (fused_qkv == FusedQkv::None) {
         separate = {&L.q, &L.k, &L.v};
       } else {
         // One [qd + 2 kvd, d] weight (and bias): Q | K | V row blocks, or per head [Q_h; K_h; V_h].
-        if (table->fused_qkv == FusedQkv::Blocks) {
+        if (fused_qkv == FusedQkv::Blocks) {
           L.k.row_offset = qd;
           L.v.row_offset = qd + kvd;
         } else {
