@@ -1,6 +1,8 @@
 """Shared fixtures: the read-only reference data in ../shared and tiny checkpoints built once per run."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 
@@ -42,9 +44,10 @@ def checkpoints(tmp_path_factory):
     cache: dict = {}
 
     def make(family: str, variant: str = "base", dtype: str = "float32", **overrides):
-        key = (family, variant, dtype, tuple(sorted(overrides.items())))
+        key = (family, variant, dtype, json.dumps(overrides, sort_keys=True))  # overrides may hold lists
         if key not in cache:
-            name = "-".join([family, variant, dtype] + [f"{k}{v}" for k, v in sorted(overrides.items())])
+            tag = hashlib.sha256(key[3].encode()).hexdigest()[:10] if overrides else ""
+            name = "-".join([family, variant, dtype] + ([tag] if tag else []))
             cache[key] = hf_oracle.make_tiny_checkpoint(family, root / name, variant=variant, dtype=dtype, **overrides)
         return cache[key]
 

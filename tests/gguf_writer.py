@@ -1,14 +1,17 @@
 """GGUF files written the way llama.cpp's convert_hf_to_gguf.py writes them, with the `gguf`
 package (llama.cpp's own Python writer), from the tiny transformers checkpoints of the oracle tests.
 
-What is replicated from the converter (LlamaModel / Qwen2Model):
-- architecture "llama" for Llama and Mistral checkpoints, "qwen2" for Qwen2;
-- the hyperparameter keys ({arch}.block_count, .context_length, .embedding_length,
-  .feed_forward_length, .attention.head_count(_kv), .rope.freq_base, .rope.dimension_count,
-  .attention.layer_norm_rms_epsilon, .attention.key_length/value_length when head_dim is explicit);
+What is replicated from the converter, per architecture (LlamaModel, Qwen2Model, Qwen3Model,
+Phi3MiniModel, Gemma2Model, Gemma3Model, GPT2Model):
+- architecture "llama" for Llama and Mistral checkpoints, and the family's own otherwise;
+- the hyperparameter keys each class writes ({arch}.block_count, .context_length,
+  .embedding_length, .feed_forward_length, .attention.head_count(_kv), .rope.freq_base,
+  .rope.dimension_count, .attention.layer_norm_rms_epsilon / .layer_norm_epsilon,
+  .attention.key_length/value_length, .attention.sliding_window, .attn_logit_softcapping, ...);
 - tensor names from gguf's own HF -> GGUF name map;
 - for "llama", LlamaModel.permute of the q_proj/k_proj rows (weights and biases) into
-  interleaved RoPE pairs;
+  interleaved RoPE pairs; for Gemma, every norm weight stored as 1 + w; for GPT-2, the Conv1D
+  weights transposed to [out, in];
 - 1-D tensors (norms, biases) stay F32; 2-D tensors take the chosen type through
   gguf.quants.quantize, falling back to F16 (as the converter does on gguf.QuantError) for rows
   that are not whole blocks of the type (e.g. not a multiple of 32 for Q8_0).
@@ -35,6 +38,17 @@ def llama_permute(w: np.ndarray, n_head: int, n_head_kv: int | None) -> np.ndarr
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+def llama_unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """The inverse of llama_permute for a tensor of n_head heads."""
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+#: Hugging Face model_type -> GGUF architecture of the converter class that writes it.
+ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "phi3": "phi3",
+        "gemma2": "gemma2", "gemma3_text": "gemma3", "gpt2": "gpt2"}
+GPT2_CONV1D = (".c_attn.weight", ".c_proj.weight", ".c_fc.weight")
+
+
 def stored_type(shape, type_name: str) -> str:
     """The type a tensor of this shape is written in when `type_name` is asked for: 1-D tensors
     stay F32; rows that are not whole blocks of the type fall back to F16, as the converter does
@@ -59,38 +73,70 @@ def stored(w: np.ndarray, type_name: str):
     return q, qtype, gguf.quants.dequantize(q, qtype).astype(np.float32).reshape(w.shape)
 
 
+def _write_hparams(w: gguf.GGUFWriter, cfg: dict, family: str, arch: str, sliding_window_key: bool) -> None:
+    """The keys each converter class writes (see the module docstring)."""
+    rope = cfg.get("rope_parameters") or {}
+    if family == "gpt2":  # GPT2Model
+        w.add_block_count(cfg["n_layer"])
+        w.add_context_length(cfg["n_positions"])
+        w.add_embedding_length(cfg["n_embd"])
+        w.add_feed_forward_length(4 * cfg["n_embd"])
+        w.add_head_count(cfg["n_head"])
+        w.add_layer_norm_eps(cfg["layer_norm_epsilon"])
+        return
+    n_head = cfg["num_attention_heads"]
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(n_head)
+    w.add_head_count_kv(cfg.get("num_key_value_heads", n_head))
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    if cfg.get("head_dim") is not None and family != "phi3":
+        w.add_key_length(cfg["head_dim"])
+        w.add_value_length(cfg["head_dim"])
+    if family == "gemma2":  # Gemma2Model: no rope keys (base 10000)
+        w.add_attn_logit_softcapping(cfg["attn_logit_softcapping"])
+        w.add_final_logit_softcapping(cfg["final_logit_softcapping"])
+        w.add_sliding_window(cfg["sliding_window"])
+        return
+    if family == "gemma3_text":  # Gemma3Model: the global layers' RoPE, linear scaling only
+        glob = rope.get("full_attention", rope)
+        w.add_rope_freq_base(float(glob.get("rope_theta", 1e6)))
+        w.add_sliding_window(cfg["sliding_window"])
+        if glob.get("rope_type", "default") == "linear":
+            w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+            w.add_rope_scaling_factor(glob["factor"])
+        return
+    w.add_rope_freq_base(float(cfg.get("rope_theta") or rope.get("rope_theta", 10000.0)))
+    if family == "phi3":  # Phi3MiniModel: rotary dims from the partial factor, window 0 for none
+        rot = int(rope.get("partial_rotary_factor", 1.0) * cfg["hidden_size"]) // n_head
+        w.add_rope_dimension_count(rot)
+        w.add_rope_scaling_orig_ctx_len(cfg.get("original_max_position_embeddings") or cfg["max_position_embeddings"])
+        w.add_sliding_window(cfg.get("sliding_window") or 0)
+    if arch == "llama":
+        w.add_vocab_size(cfg["vocab_size"])
+        w.add_rope_dimension_count(cfg.get("head_dim") or cfg["hidden_size"] // n_head)
+    if family == "mistral" and sliding_window_key and cfg.get("sliding_window"):
+        w.add_sliding_window(cfg["sliding_window"])
+
+
 def write_gguf(hf_dir: Path, out: Path, type_name: str, *, reference_dir: Path | None = None,
                sliding_window_key: bool = True, spm_vocab: tuple[list[str], list[float]] | None = None) -> Path:
     """Writes `out` from the checkpoint folder `hf_dir`. With `reference_dir`, also writes there a
-    safetensors folder holding exactly the float32 values the GGUF tensors decode to (same config).
+    safetensors folder holding exactly the float32 values the GGUF tensors decode to (same config;
+    the converter's permutation, transposition and 1 + w undone in float32, as a reader does).
     `spm_vocab` (pieces with U+2581 for spaces, scores) adds a SentencePiece tokenizer, BOS 1."""
     cfg = json.loads((hf_dir / "config.json").read_text())
     family = cfg["model_type"]
-    arch = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2"}[family]
+    arch = ARCH[family]
     tensors = load_file(str(hf_dir / "model.safetensors"))
-    n_layers, n_head = cfg["num_hidden_layers"], cfg["num_attention_heads"]
-    n_kv = cfg.get("num_key_value_heads", n_head)
-    head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_head
-    rope = cfg.get("rope_parameters") or {}
-    theta = cfg.get("rope_theta") or rope.get("rope_theta", 10000.0)
+    n_layers = cfg.get("num_hidden_layers") or cfg["n_layer"]
+    n_head = cfg.get("num_attention_heads") or cfg["n_head"]
+    n_kv = cfg.get("num_key_value_heads") or n_head
 
     w = gguf.GGUFWriter(str(out), arch)
-    w.add_context_length(cfg["max_position_embeddings"])
-    w.add_embedding_length(cfg["hidden_size"])
-    w.add_block_count(n_layers)
-    w.add_feed_forward_length(cfg["intermediate_size"])
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_kv)
-    w.add_rope_freq_base(float(theta))
-    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
-    if cfg.get("head_dim") is not None:
-        w.add_key_length(cfg["head_dim"])
-        w.add_value_length(cfg["head_dim"])
-    if arch == "llama":
-        w.add_vocab_size(cfg["vocab_size"])
-        w.add_rope_dimension_count(head_dim)
-    if family == "mistral" and sliding_window_key and cfg.get("sliding_window"):
-        w.add_sliding_window(cfg["sliding_window"])
+    _write_hparams(w, cfg, family, arch, sliding_window_key)
     w.add_file_type({"F32": 0, "F16": 1, "BF16": 32, "Q8_0": 7}[type_name])
     if spm_vocab is not None:
         w.add_tokenizer_model("llama")
@@ -99,22 +145,37 @@ def write_gguf(hf_dir: Path, out: Path, type_name: str, *, reference_dir: Path |
         w.add_bos_token_id(1)
         w.add_eos_token_id(2)
         w.add_unk_token_id(0)
+        w.add_pad_token_id(0)
 
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA if arch == "llama" else gguf.MODEL_ARCH.QWEN2, n_layers)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.upper()], n_layers)
+    gemma = family.startswith("gemma")
     reference = {}
     for name, t in tensors.items():
         t = t.astype(np.float32)
+        if gemma and name == "lm_head.weight":  # Gemma2Model / Gemma3Model skip it
+            continue
+        heads = n_head if name.endswith(("q_proj.weight", "q_proj.bias")) else n_kv
+        permuted = arch == "llama" and name.endswith(("q_proj.weight", "q_proj.bias", "k_proj.weight", "k_proj.bias"))
+        transposed = family == "gpt2" and name.endswith(GPT2_CONV1D)
+        shifted = gemma and name.endswith("norm.weight")
         data = t
-        if arch == "llama" and name.endswith(("q_proj.weight", "q_proj.bias")):
-            data = llama_permute(t, n_head, n_head)
-        if arch == "llama" and name.endswith(("k_proj.weight", "k_proj.bias")):
-            data = llama_permute(t, n_head, n_kv)
+        if permuted:
+            data = llama_permute(t, n_head, heads)
+        if transposed:
+            data = np.ascontiguousarray(t.T)
+        if shifted:
+            data = t + np.float32(1)
         new_name = names.get_name(name, try_suffixes=(".weight", ".bias"))
         assert new_name is not None, name
-        array, raw_dtype, _ = stored(data, type_name)
+        array, raw_dtype, decoded = stored(data, type_name)
         w.add_tensor(new_name, array, raw_dtype=raw_dtype)
-        # Rows are quantised independently, so decoding the unpermuted rows gives the same values.
-        reference[name] = stored(t, type_name)[2]
+        if permuted:
+            decoded = llama_unpermute(decoded, heads)
+        if transposed:
+            decoded = decoded.T
+        if shifted:
+            decoded = decoded - np.float32(1)
+        reference[name] = decoded
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

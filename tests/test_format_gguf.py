@@ -16,7 +16,14 @@ from cli_checks import attnspec_tokenize, expect_input_error
 from gguf_writer import write_gguf, write_tokenizer_gguf
 from test_format_llama2c import read_spectra
 
-MODELS = [("llama", "base"), ("llama", "gqa4"), ("llama", "head_dim32"), ("mistral", "base"), ("qwen2", "base")]
+# (family, variant, config overrides): the overrides keep each checkpoint within what the
+# architecture's GGUF metadata can say (llama.cpp scales Gemma 2 queries by 1/sqrt(head_dim) and
+# makes every sixth Gemma 3 layer global; its Qwen3 files record no sliding window).
+MODELS = [("llama", "base", {}), ("llama", "gqa4", {}), ("llama", "head_dim32", {}), ("mistral", "base", {}),
+          ("qwen2", "base", {}), ("qwen3", "base", {}), ("qwen3", "bias_window", {"use_sliding_window": False}),
+          ("phi3", "base", {}), ("gemma2", "base", {"query_pre_attn_scalar": 32}),
+          ("gemma3_text", "base", {"num_hidden_layers": 6, "layer_types": ["sliding_attention"] * 5 + ["full_attention"]}),
+          ("gpt2", "base", {})]
 CTX = 32
 
 
@@ -53,10 +60,10 @@ def ids_file(tmp_path_factory):
 TOLERANCE = {"F32": 0.0, "F16": 2e-3, "BF16": 2e-2, "Q8_0": 3e-2}
 
 
-@pytest.mark.parametrize("family,variant", MODELS)
+@pytest.mark.parametrize("family,variant,overrides", MODELS, ids=[f"{f}-{v}" for f, v, _ in MODELS])
 @pytest.mark.parametrize("type_name", ["F32", "F16", "BF16", "Q8_0"])
-def test_gguf_matches_safetensors(checkpoints, ids_file, tmp_path, family, variant, type_name, record_property):
-    src = checkpoints(family, variant)
+def test_gguf_matches_safetensors(checkpoints, ids_file, tmp_path, family, variant, overrides, type_name, record_property):
+    src = checkpoints(family, variant, **overrides)
     ref_dir = tmp_path / "decoded"
     model = write_gguf(src, tmp_path / "model.gguf", type_name, reference_dir=ref_dir)
     run = analyze(model, ids_file, tmp_path / "gguf")
@@ -78,6 +85,59 @@ def test_mistral_without_window_key_reads_as_llama(checkpoints, ids_file, tmp_pa
     run = analyze(model, ids_file, tmp_path / "run")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["model"]["family"] == "llama" and summary["model"]["sliding_window"] == [0, 0, 0]
+
+
+# --- against transformers' own GGUF loader ----------------------------------------------------
+
+# transformers reads fewer keys than llama.cpp writes (no head_dim for qwen3, no rotary dimension
+# for phi3, no soft-cap or query scale for gemma2, no sliding window for llama-arch files, no
+# attention_bias for qwen3, whose biases it drops): these
+# checkpoints stay within what both read the same way, so the loader is an independent oracle for
+# attnspec's reading of every architecture.
+GEMMA_256 = {"head_dim": 256, "query_pre_attn_scalar": 256}
+ORACLE = [("llama", "gqa4", {}), ("mistral", "base", {"sliding_window": 64}), ("qwen2", "base", {}),
+          ("qwen3", "base", {"head_dim": 128}),
+          ("phi3", "base", {"sliding_window": None, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}}),
+          ("gemma2", "base", {**GEMMA_256, "attn_logit_softcapping": 50.0}),
+          ("gemma3_text", "base", {**GEMMA_256, "num_hidden_layers": 6,
+                                   "layer_types": ["sliding_attention"] * 5 + ["full_attention"],
+                                   "rope_parameters": {"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                                                       "full_attention": {"rope_type": "default", "rope_theta": 1e6}}}),
+          ("gpt2", "base", {"n_positions": 1024})]
+
+
+@pytest.mark.parametrize("family,variant,overrides", ORACLE, ids=[f"{f}-{v}" for f, v, _ in ORACLE])
+def test_gguf_matches_transformers_gguf_loader(checkpoints, tmp_path, family, variant, overrides):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    import attnspec
+    import hf_oracle
+
+    # transformers takes the vocabulary size from the tokenizer's token list.
+    vocab = ([f"t{i}" for i in range(512)], [0.0] * 512)
+    model = write_gguf(checkpoints(family, variant, **overrides), tmp_path / "m.gguf", "Q8_0", spm_vocab=vocab)
+    hf = AutoModelForCausalLM.from_pretrained(str(tmp_path), gguf_file=model.name, dtype=torch.float32,
+                                              attn_implementation="eager").eval()
+    ids = [int(i) for i in np.random.default_rng(3).integers(3, 512, size=40)]
+    ref = hf_oracle.capture_model(hf, ids)
+    c = ref["config"]
+    ours = attnspec.Model.load(str(model))
+    for layer, got in enumerate(ours.capture(ids)):
+        for key in ("X", "Q", "K"):
+            diff = np.max(np.abs(got[key] - ref[key][layer])) / np.max(np.abs(ref[key][layer]))
+            assert diff < 2e-5, f"{family} layer {layer} {key}: {diff:.2e}"  # measured <= 1.9e-6
+    field, weights = ours.field_spectra(ids), ours.weight_spectra()
+    blocks = hf_oracle.weight_blocks_of(hf)
+    for layer in range(c["n_layers"]):
+        for h in range(c["H"]):
+            g = hf_oracle.kv_head_of(h, c["H"], c["G"])
+            dense_e = hf_oracle.field_singular_values(ref["Q"][layer, h], ref["K"][layer, g], ref["scale"][layer])
+            dense_m = hf_oracle.weights_singular_values(blocks["Wq"][layer, h], blocks["Wk"][layer, g])
+            # d_h 128 > d 64 (qwen3): W_Q^T W_K has rank <= d; attnspec gives the d_h values of its core.
+            dense_m = np.pad(dense_m, (0, len(weights[layer, h]) - len(dense_m)))
+            assert np.max(np.abs(field[layer, h] - dense_e)) < 1e-4 * dense_e[0], (family, layer, h)
+            assert np.max(np.abs(weights[layer, h] - dense_m)) < 1e-6 * dense_m[0], (family, layer, h)
 
 
 # --- tokenizers from metadata ------------------------------------------------------------------
