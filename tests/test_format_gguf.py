@@ -221,7 +221,7 @@ def test_hostile_gguf(good_gguf, tmp_path, ids_file):
     assert n_dims == 2
     type_at, offset_at = at + 4 + 16, at + 4 + 16 + 4
     expect_error(g[:type_at] + struct.pack("<I", 12) + g[type_at + 4:], tmp_path, ids_file, "Q4_K", "token_embd.weight")
-    expect_error(g[:type_at] + struct.pack("<I", 77) + g[type_at + 4:], tmp_path, ids_file, "type 77")
+    expect_error(g[:type_at] + struct.pack("<I", 77) + g[type_at + 4:], tmp_path, ids_file, "type 77", "token_embd.weight")
     expect_error(g[:offset_at] + struct.pack("<Q", 1 << 40) + g[offset_at + 8:], tmp_path, ids_file, "outside the data section")
     expect_error(g[:offset_at] + struct.pack("<Q", 3) + g[offset_at + 8:], tmp_path, ids_file, "not aligned")
     expect_error(g[:at] + struct.pack("<I", 9) + g[at + 4:], tmp_path, ids_file, "dimensions")
@@ -238,6 +238,15 @@ def test_hostile_gguf(good_gguf, tmp_path, ids_file):
     vtype = struct.unpack_from("<I", g, at)[0]
     assert vtype == 4  # uint32
     expect_error(g[:at + 4] + struct.pack("<I", 0) + g[at + 8:], tmp_path, ids_file, "head_count")
+    # A metadata key of the wrong type (the same four bytes read as float32): named with the type.
+    expect_error(g[:at] + struct.pack("<I", 6) + g[at + 4:], tmp_path, ids_file, "'llama.attention.head_count'",
+                 "float32", "not an integer")
+    # A quantized tensor whose block table runs past the end of the file (it claims 1000x the rows):
+    # named with its type.
+    at = g.index(name) + len(name)
+    rows = struct.unpack_from("<Q", g, at + 12)[0]
+    expect_error(g[:at + 12] + struct.pack("<Q", rows * 1000) + g[at + 20:], tmp_path, ids_file,
+                 "Q8_0 tensor 'token_embd.weight'", "outside the data section")
 
 
 def test_hostile_gguf_tokenizer(tmp_path):

@@ -170,8 +170,9 @@ GgufFile parse_gguf(const std::byte* data, size_t size, const std::string& where
       throw input_error(where, "tensor '" + t.name + "' offset " + std::to_string(t.offset) + " is not aligned to " +
                                    std::to_string(f.alignment));
     if (t.offset > data_size || t.nbytes > data_size - t.offset)
-      throw input_error(where, "tensor '" + t.name + "' data [" + std::to_string(t.offset) + ", +" + std::to_string(t.nbytes) +
-                                   ") lies outside the data section (" + std::to_string(data_size) + " bytes)");
+      throw input_error(where, std::string(ggml_type_name(t.type)) + " tensor '" + t.name + "' data [" + std::to_string(t.offset) +
+                                   ", +" + std::to_string(t.nbytes) + ") lies outside the data section (" +
+                                   std::to_string(data_size) + " bytes)");
     ranges.emplace_back(t.offset, t.offset + t.nbytes);
   }
   std::sort(ranges.begin(), ranges.end());
@@ -182,7 +183,14 @@ GgufFile parse_gguf(const std::byte* data, size_t size, const std::string& where
 
 namespace {
 
-// Typed metadata access with errors naming the file and key.
+// GGUF's metadata value types, by number.
+std::string value_type_name(uint32_t type) {
+  static const char* names[] = {"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32",
+                                "bool",  "string", "array", "uint64", "int64", "float64"};
+  return type < std::size(names) ? names[type] : "type " + std::to_string(type);
+}
+
+// Typed metadata access with errors naming the file, the key and the type found.
 class Meta {
  public:
   Meta(const GgufFile& f, std::string where, std::string arch) : f_(f), where_(std::move(where)), arch_(std::move(arch)) {}
@@ -202,26 +210,26 @@ class Meta {
   double number(const std::string& key, double fallback) const {
     const auto* v = find(key);
     if (!v) return fallback;
-    if (!v->is_number()) throw input_error(where_, "GGUF metadata '" + expand(key) + "' is not a number");
+    if (!v->is_number()) wrong_type(key, "a number");
     return v->get<double>();
   }
   bool boolean(const std::string& key, bool fallback) const {
     const auto* v = find(key);
     if (!v) return fallback;
-    if (!v->is_boolean()) throw input_error(where_, "GGUF metadata '" + expand(key) + "' is not a bool");
+    if (!v->is_boolean()) wrong_type(key, "a bool");
     return v->get<bool>();
   }
   std::string string(const std::string& key, const std::string& fallback) const {
     const auto* v = find(key);
     if (!v) return fallback;
-    if (!v->is_string()) throw input_error(where_, "GGUF metadata '" + expand(key) + "' is not a string");
+    if (!v->is_string()) wrong_type(key, "a string");
     return v->get<std::string>();
   }
   // An array whose every element satisfies `ok`.
   const nlohmann::json* array(const std::string& key, bool (nlohmann::json::*ok)() const noexcept) const {
     const auto* v = find(key);
     if (!v) return nullptr;
-    if (!v->is_array()) throw input_error(where_, "GGUF metadata '" + expand(key) + "' is not an array");
+    if (!v->is_array()) wrong_type(key, "an array");
     for (const auto& e : *v)
       if (!(e.*ok)()) throw input_error(where_, "GGUF metadata '" + expand(key) + "' holds an element of the wrong type");
     return v;
@@ -230,9 +238,15 @@ class Meta {
 
  private:
   int64_t integer_of(const std::string& key, const nlohmann::json& v) const {
-    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX)))
-      throw input_error(where_, "GGUF metadata '" + expand(key) + "' is not an integer");
+    if (!v.is_number_integer()) wrong_type(key, "an integer");
+    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))
+      throw input_error(where_, "GGUF metadata '" + expand(key) + "' is " + std::to_string(v.get<uint64_t>()) + ", out of range");
     return v.get<int64_t>();
+  }
+  [[noreturn]] void wrong_type(const std::string& key, const char* wanted) const {
+    const auto it = f_.metadata_types.find(expand(key));
+    const std::string found = it == f_.metadata_types.end() ? "a value of another type" : value_type_name(it->second);
+    throw input_error(where_, "GGUF metadata '" + expand(key) + "' is " + found + ", not " + wanted);
   }
   const GgufFile& f_;
   std::string where_;
