@@ -7,19 +7,20 @@ RUNS is the output folder of the README's command (default runs/real):
     attnspec reproduce --model $(python -m attnspec.real_models) --text ../shared/corpus/*.txt \\
       --ctx 1024 --max-windows 8 --out runs/real --report
 
-The per-model rows of its table (every window, layer and head pooled over the five books) are
-rendered in the README's format and compared with the rows between the markers
+The per-model rows of the table.csv it wrote (every window, layer and head pooled over the five
+books) are rendered in the README's format and compared with the rows between the markers
 <!-- real-models-table:begin --> and <!-- real-models-table:end --> in README.md. Exit status 0 when
 they are equal, 1 with a diff when not; --write puts the rendered rows into README.md instead.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import difflib
+import math
 import sys
 from pathlib import Path
 
-import attnspec
 from attnspec import real_models
 from attnspec.table import triple
 
@@ -35,18 +36,45 @@ LABELS = {
 }
 
 
+def gaps(row: dict, col: str) -> str:
+    """'min / median / max' of a gap as the README writes it: three significant figures, at most two
+    decimals (0.32, 2.88, 22.0, 131)."""
+    def fmt(v) -> str:
+        if v is None or math.isnan(v):
+            return "–"
+        if v == 0:
+            return "0.00"
+        return f"{v:.{max(0, min(2, 2 - math.floor(math.log10(abs(v)))))}f}"
+    return " / ".join(fmt(row[f"{col}_{s}"]) for s in ("min", "median", "max"))
+
+
+def _number(v: str):
+    try:
+        return float(v) if v != "" else None
+    except ValueError:
+        return v
+
+
+def pooled_rows(runs: Path) -> list[dict]:
+    """The per-model rows (scope "model") of RUNS/table.csv, as written by reproduce."""
+    path = runs / "table.csv"
+    if not path.is_file():
+        raise SystemExit(f"{path}: not found; run the README's command")
+    with path.open(newline="", encoding="utf-8") as f:
+        return [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f) if r["scope"] == "model"]
+
+
 def rendered_rows(runs: Path) -> list[str]:
-    table = attnspec.table([runs])
-    pooled = table[table["scope"] == "model"]
+    pooled = pooled_rows(runs)
     lines = list(HEADER)
     for name, (label, kind) in LABELS.items():
         stem = Path(real_models.MODELS[name].gguf).stem
-        rows = [r for r in pooled.to_dict("records") if stem in str(r["model"])]
+        rows = [r for r in pooled if stem in str(r["model"])]
         if len(rows) != 1:
             raise SystemExit(f"{runs}: expected one pooled row for {stem}, found {len(rows)}; run the README's command")
         r = rows[0]
-        cells = [label, kind, str(r["head_dim"]), triple(r, "k90_field", 0), triple(r, "k90_weights", 0),
-                 triple(r, "gap_k90", 2), triple(r, "gap_erank", 2)]
+        cells = [label, kind, str(int(r["head_dim"])), triple(r, "k90_field", 0), triple(r, "k90_weights", 0),
+                 gaps(r, "gap_k90"), gaps(r, "gap_erank")]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
