@@ -934,3 +934,29 @@ def spectral_gap(svals_M, svals_E, tau: float = 0.90) -> dict:
         k_tau=k_tau(svals_M, tau) / k_tau(svals_E, tau),
         erank=erank(svals_M) / erank(svals_E),
     )
+
+
+def assert_attnspec_matches(hf_model, ours, token_ids, *, qk_tol: float, what: str) -> dict:
+    """attnspec's loaded model `ours` (attnspec.Model) against the transformers model `hf_model` on
+    the same ids: the attention input X, Q and K of every layer within `qk_tol` of the largest
+    entry; every head's field spectrum against a dense SVD of E~ from transformers' Q and K
+    (1e-4 of sigma_1) and its W_Q^T W_K spectrum against a dense SVD of the weight blocks (1e-6).
+    Returns the captured reference."""
+    ref = capture_model(hf_model, token_ids)
+    c = ref["config"]
+    for layer, got in enumerate(ours.capture(token_ids)):
+        for key in ("X", "Q", "K"):
+            diff = np.max(np.abs(got[key] - ref[key][layer])) / np.max(np.abs(ref[key][layer]))
+            assert diff < qk_tol, f"{what} layer {layer} {key}: {diff:.2e}"
+    field, weights = ours.field_spectra(token_ids), ours.weight_spectra()
+    blocks = weight_blocks_of(hf_model)
+    for layer in range(c["n_layers"]):
+        for h in range(c["H"]):
+            g = kv_head_of(h, c["H"], c["G"])
+            dense_e = field_singular_values(ref["Q"][layer, h], ref["K"][layer, g], ref["scale"][layer])
+            dense_m = weights_singular_values(blocks["Wq"][layer, h], blocks["Wk"][layer, g])
+            # When d_h > d, W_Q^T W_K has rank <= d; attnspec gives the d_h values of its core.
+            dense_m = np.pad(dense_m, (0, len(weights[layer, h]) - len(dense_m)))
+            assert np.max(np.abs(field[layer, h] - dense_e)) < 1e-4 * dense_e[0], (what, layer, h)
+            assert np.max(np.abs(weights[layer, h] - dense_m)) < 1e-6 * dense_m[0], (what, layer, h)
+    return ref
