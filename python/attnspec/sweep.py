@@ -386,6 +386,11 @@ def model_fingerprint(folder: Path, tokenizer: Optional[Path]) -> str:
     is itself all of that (a GGUF file carries config and tokenizer in its metadata), plus, for a
     llama2.c .bin without a tokenizer of its own, the tok*.bin files beside it (the engine takes
     the one it finds there)."""
+    def hash_folder(d: Path) -> None:
+        for p in sorted(d.iterdir()):
+            if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES:
+                _hash_file(h, p)
+
     h = hashlib.sha256()
     folder = Path(folder)
     if folder.is_file():
@@ -395,16 +400,12 @@ def model_fingerprint(folder: Path, tokenizer: Optional[Path]) -> str:
                 if p != folder and p.is_file() and p.name.startswith("tok") and p.suffix == ".bin":
                     _hash_file(h, p)
     else:
-        for p in sorted(folder.iterdir()):
-            if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES:
-                _hash_file(h, p)
+        hash_folder(folder)
     if tokenizer is not None:
         if Path(tokenizer).is_file():
             _hash_file(h, Path(tokenizer))
         else:
-            for p in sorted(Path(tokenizer).iterdir()):
-                if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES:
-                    _hash_file(h, p)
+            hash_folder(Path(tokenizer))
     return h.hexdigest()
 
 

@@ -298,7 +298,12 @@ std::string hf_name(const std::string& g, NameStyle style, bool* known) {
   static const Names gpt2_block = {{"attn_norm", "ln_1"},         {"attn_qkv", "attn.c_attn"}, {"attn_output", "attn.c_proj"},
                                    {"ffn_norm", "ln_2"},          {"ffn_up", "mlp.c_fc"},      {"ffn_down", "mlp.c_proj"}};
   const bool gpt2 = style == NameStyle::Gpt2;
-  const Names* overrides = style == NameStyle::Gemma ? &gemma_block : style == NameStyle::Phi3 ? &phi3_block : nullptr;
+  // A block part is looked up in the style's own names first, then (but for GPT-2) in Llama's.
+  const Names* own = style == NameStyle::Gemma ? &gemma_block
+                     : style == NameStyle::Phi3 ? &phi3_block
+                     : gpt2                     ? &gpt2_block
+                                                : nullptr;
+  const Names* base = gpt2 ? nullptr : &llama_block;
   const size_t dot = g.rfind('.');
   const std::string stem = dot == std::string::npos ? g : g.substr(0, dot), suffix = dot == std::string::npos ? "" : g.substr(dot);
   const Names& top = gpt2 ? gpt2_top : llama_top;
@@ -309,12 +314,9 @@ std::string hf_name(const std::string& g, NameStyle style, bool* known) {
       const std::string layer = stem.substr(4, second - 4), part = stem.substr(second + 1);
       const bool digits = !layer.empty() && layer.size() < 8 && layer.find_first_not_of("0123456789") == std::string::npos;
       const std::string* hf = nullptr;
-      if (gpt2) {
-        if (auto it = gpt2_block.find(part); it != gpt2_block.end()) hf = &it->second;
-      } else if (auto it = overrides ? overrides->find(part) : Names::const_iterator(); overrides && it != overrides->end()) {
-        hf = &it->second;
-      } else if (auto it2 = llama_block.find(part); it2 != llama_block.end()) {
-        hf = &it2->second;
+      for (const Names* names : {own, base}) {
+        if (!names || hf) continue;
+        if (auto it = names->find(part); it != names->end()) hf = &it->second;
       }
       if (digits && hf) return (gpt2 ? "transformer.h." : "model.layers.") + layer + "." + *hf + suffix;
     }
