@@ -5,9 +5,9 @@
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <set>
 
 #include "attnspec/common/error.h"
 #include "attnspec/io/hub.h"
@@ -15,6 +15,7 @@
 #include "attnspec/model/model.h"
 #include "attnspec/run/analysis.h"
 #include "attnspec/run/extras.h"
+#include "attnspec/run/options.h"
 #include "attnspec/run/plan.h"
 #include "attnspec/run/run.h"
 #include "attnspec/spectra/causal.h"
@@ -176,48 +177,76 @@ CausalMethod causal_method_of(const std::string& name) {
 
 py::object k_or_none(int k) { return k < 0 ? py::object(py::none()) : py::object(py::int_(k)); }
 
-AnalysisOptions analysis_options_from(const py::dict& d) {
-  AnalysisOptions o;
-  if (d.contains("field")) o.field = parse_field_mode(d["field"].cast<std::string>());
-  if (d.contains("data_side")) o.data_side = d["data_side"].cast<bool>();
-  if (d.contains("invariants")) o.invariants = d["invariants"].cast<bool>();
-  if (d.contains("causal_method")) o.causal.method = causal_method_of(d["causal_method"].cast<std::string>());
-  if (d.contains("causal_dense_max")) o.causal.dense_max = d["causal_dense_max"].cast<int>();
-  if (d.contains("causal_max_values")) o.causal.max_values = d["causal_max_values"].cast<int>();
-  if (o.causal.dense_max < 0 || o.causal.max_values < 1)
-    throw InputError("causal_dense_max must be >= 0 and causal_max_values >= 1");
-  return o;
+// ---- Requests: Python keywords through the option table (run/options.h) ---------------------------
+
+// The texts an option's Python value stands for: a bool is a flag (or, for an auto/yes/no choice,
+// yes/no), a path is os.fspath'd, a number list gives one text per number.
+std::vector<std::string> texts_of(const Option& o, const py::handle& v) {
+  if (o.type == OptionType::Numbers && !py::isinstance<py::str>(v) && py::hasattr(v, "__iter__")) {
+    std::vector<std::string> out;
+    for (const auto& x : v) out.push_back(py::str(py::float_(py::reinterpret_borrow<py::object>(x))));
+    return out;
+  }
+  if (o.type == OptionType::Numbers) return {py::str(py::float_(py::reinterpret_borrow<py::object>(v)))};
+  if (py::isinstance<py::bool_>(v)) {
+    const bool on = v.cast<bool>();
+    if (o.type == OptionType::Choice) return {on ? "yes" : "no"};
+    return {on ? "true" : "false"};
+  }
+  if (o.type == OptionType::Path) return {py::str(py::module_::import("os").attr("fspath")(v))};
+  return {py::str(v)};
 }
 
-// ---- Sweeps: a run's request as a dict, its windows in blocks (python/attnspec/sweep.py) ----------
-
-AnalyzeRequest request_from(const py::dict& d) {
-  static const std::set<std::string> known = {"model", "text", "token_ids", "tokenizer", "ctx", "out", "max_windows",
-                                              "save_spectra", "threads", "strip_gutenberg", "allow_long_context",
-                                              "layers", "options"};
-  for (const auto& [key, value] : d)
-    if (!known.count(key.cast<std::string>())) throw py::value_error("unknown request key '" + key.cast<std::string>() + "'");
-  auto path = [&](const char* key) {
-    return d.contains(key) && !d[key].is_none() ? d[key].cast<std::filesystem::path>() : std::filesystem::path();
-  };
-  auto integer = [&](const char* key, int fallback) { return d.contains(key) ? d[key].cast<int>() : fallback; };
-  auto flag = [&](const char* key) { return d.contains(key) && d[key].cast<bool>(); };
-  AnalyzeRequest rq;
-  rq.model = path("model");
-  rq.text = path("text");
-  rq.token_ids = path("token_ids");
-  rq.tokenizer = path("tokenizer");
-  rq.out = path("out");
-  rq.ctx = integer("ctx", 0);
-  rq.max_windows = integer("max_windows", 0);
-  rq.threads = integer("threads", 0);
-  rq.strip_gutenberg = integer("strip_gutenberg", -1);
-  rq.layers = integer("layers", 0);
-  rq.save_spectra = flag("save_spectra");
-  rq.allow_long_context = flag("allow_long_context");
-  rq.quiet = true;
-  if (d.contains("options") && !d["options"].is_none()) rq.options = analysis_options_from(d["options"].cast<py::dict>());
+// A Request from Python keywords named by the table (None: the default); Python's defaults where
+// they differ from the command line's. finish_request checks the input and resolves the model.
+Request request_from(Command command, const py::dict& kwargs) {
+  Request rq;
+  std::vector<std::string> given;
+  const auto table = options_of(command);
+  for (const auto& [key, value] : kwargs) {
+    const std::string name = key.cast<std::string>();
+    const auto o = std::find_if(table.begin(), table.end(), [&](const Option* x) { return x->python_keyword() == name; });
+    if (o == table.end())
+      throw py::type_error(std::string(command_name(command)) + "() got an unexpected keyword argument '" + name + "'");
+    if (value.is_none()) continue;
+    given.push_back((*o)->name);
+    for (const auto& text : texts_of(**o, value)) set_option(**o, rq, text);
+  }
+  set_defaults(command, rq, given, /*python=*/true);
+  py::gil_scoped_release release;  // a hub id may be downloaded
+  finish_request(command, rq);
   return rq;
+}
+
+// The table for Python (python/attnspec/__init__.py builds analyze()'s and plan()'s signatures from
+// it): per option its keyword, type, commands, help, Python default (typed) and choices.
+py::list option_table() {
+  static const char* types[] = {"path", "int", "flag", "choice", "numbers"};
+  py::list out;
+  for (const Option& o : options()) {
+    py::dict d;
+    d["name"] = o.name;
+    d["keyword"] = o.python_keyword();
+    d["type"] = types[int(o.type)];
+    py::list commands;
+    for (Command c : {kAnalyze, kPlan, kTokenize})
+      if (o.commands & c) commands.append(command_name(c));
+    d["commands"] = commands;
+    d["help"] = o.help;
+    d["required"] = o.required;
+    d["choices"] = py::cast(std::vector<std::string>(o.choices.begin(), o.choices.end()));
+    const std::string fallback = o.python_fallback ? o.python_fallback : o.fallback;
+    if (fallback.empty()) d["default"] = py::none();
+    else if (o.type == OptionType::Int) d["default"] = std::stoi(fallback);
+    else if (o.type == OptionType::Flag) d["default"] = fallback == "true";
+    else if (o.type == OptionType::Numbers) {
+      py::list numbers;
+      for (const auto& x : py::str(fallback).attr("split")()) numbers.append(py::float_(py::reinterpret_borrow<py::object>(x)));
+      d["default"] = py::tuple(numbers);
+    } else d["default"] = fallback;
+    out.append(d);
+  }
+  return out;
 }
 
 // W_Q^T W_K spectra cross as one [layers, heads, d_h] float64 array (cheap to share between
@@ -393,37 +422,22 @@ PYBIND11_MODULE(_core, m) {
              return a;
            }, py::arg("token_ids"), py::arg("causal") = false);
 
-  m.def("run_analyze", [](const std::filesystem::path& model, std::optional<std::filesystem::path> text,
-                          std::optional<std::filesystem::path> token_ids, int ctx, const std::filesystem::path& out,
-                          int max_windows, bool save_spectra, int threads, std::optional<std::filesystem::path> tokenizer,
-                          int strip_gutenberg, bool allow_long_context, bool quiet, bool resume,
-                          std::optional<py::dict> options) {
-          AnalyzeRequest rq;
-          if (options) rq.options = analysis_options_from(*options);  // --field, --data-side, --invariants
-          rq.model = model;
-          if (text) rq.text = *text;
-          if (token_ids) rq.token_ids = *token_ids;
-          if (tokenizer) rq.tokenizer = *tokenizer;
-          rq.ctx = ctx;
-          rq.out = out;
-          rq.max_windows = max_windows;
-          rq.save_spectra = save_spectra;
-          rq.threads = threads;
-          rq.strip_gutenberg = strip_gutenberg;
-          rq.allow_long_context = allow_long_context;
-          rq.quiet = quiet;
-          rq.resume = resume;
-          std::string summary;
-          {
-            py::gil_scoped_release release;
-            summary = run_analyze(rq).dump();
-          }
-          return summary;
-        },
-        py::arg("model"), py::arg("text") = py::none(), py::arg("token_ids") = py::none(), py::arg("ctx"), py::arg("out"),
-        py::arg("max_windows") = 0, py::arg("save_spectra") = false, py::arg("threads") = 0,
-        py::arg("tokenizer") = py::none(), py::arg("strip_gutenberg") = -1, py::arg("allow_long_context") = false,
-        py::arg("quiet") = true, py::arg("resume") = false, py::arg("options") = py::none());
+  m.def("options", &option_table, "The option table of analyze, plan and tokenize (one dict per option)");
+  m.def("resolve_model", [](const std::string& model) {
+          py::gil_scoped_release release;  // a hub id may be downloaded
+          return resolve_model(model).string();
+        }, py::arg("model"),
+        "The folder or file --model names: a path as given, or a Hugging Face hub id from the cache or the hub");
+  m.def("run_analyze", [](const py::kwargs& kwargs) {
+          const Request rq = request_from(kAnalyze, kwargs);
+          py::gil_scoped_release release;
+          return run_analyze(rq).dump();
+        }, "attnspec analyze in-process (keywords: the option table's); returns summary.json's content");
+  m.def("run_plan", [](const py::kwargs& kwargs) {
+          const Request rq = request_from(kPlan, kwargs);
+          py::gil_scoped_release release;
+          return run_plan(rq).dump();
+        }, "attnspec plan in-process (keywords: the option table's); returns plan.json's content");
 
   // ---- Beyond the paper: causal field, invariants, data side, compression plan ----------------
   // Array-level functions on one head's Q, K ([n, d_h], any float dtype, computed in float64).
@@ -469,8 +483,8 @@ PYBIND11_MODULE(_core, m) {
           return d;
         },
         py::arg("Q"), py::arg("K"), py::arg("scale") = py::none(), py::arg("k") = py::none(),
-        py::arg("window") = py::none(), py::arg("method") = "auto", py::arg("dense_max") = 1024,
-        py::arg("max_values") = 512);
+        py::arg("window") = py::none(), py::arg("method") = "auto", py::arg("dense_max") = CausalOptions{}.dense_max,
+        py::arg("max_values") = CausalOptions{}.max_values);
   m.def("causal_field_matrix",
         [](py::array q, py::array k, std::optional<double> scale, std::optional<int> window) {
           auto [q64, k64] = head_arrays(q, k);
@@ -579,11 +593,10 @@ PYBIND11_MODULE(_core, m) {
         py::arg("X"), py::arg("centre") = true);
   m.def("head_summary_csv", &head_summary_csv, py::arg("heads_csv"));
 
-  // Sweeps (python/attnspec/sweep.py): `request` is a dict of AnalyzeRequest fields (model, text or
-  // token_ids, tokenizer, ctx, out, max_windows, save_spectra, threads, strip_gutenberg,
-  // allow_long_context, layers, options). Every call releases the GIL while the engine works.
+  // Sweeps (python/attnspec/sweep.py): `request` is a dict of analyze's keywords (the option table's,
+  // as for run_analyze). Every call releases the GIL while the engine works.
   m.def("describe_run", [](const py::dict& request) {
-          const AnalyzeRequest rq = request_from(request);
+          const Request rq = request_from(kAnalyze, request);
           RunDescription d;
           {
             py::gil_scoped_release release;
@@ -597,7 +610,7 @@ PYBIND11_MODULE(_core, m) {
           return out;
         }, py::arg("request"));
   m.def("weight_spectra", [](const py::dict& request) {
-          const AnalyzeRequest rq = request_from(request);
+          const Request rq = request_from(kAnalyze, request);
           WeightSpectra w;
           int layers = 0, dh = 0;
           {
@@ -616,7 +629,7 @@ PYBIND11_MODULE(_core, m) {
         }, py::arg("request"),
         "The model's W_Q^T W_K singular values as a [layers, heads, d_h] array (NaN-padded) for analyze_windows.");
   m.def("analyze_windows", [](const py::dict& request, int first, int last, std::optional<py::array> weights) {
-          const AnalyzeRequest rq = request_from(request);
+          const Request rq = request_from(kAnalyze, request);
           std::optional<WeightSpectra> shared;
           if (weights) shared = weight_spectra_from(*weights);
           std::vector<WindowRows> rows;
@@ -631,7 +644,7 @@ PYBIND11_MODULE(_core, m) {
         }, py::arg("request"), py::arg("first"), py::arg("last"), py::arg("weights") = py::none(),
         "Windows [first, last) of a run: a list of (window, heads_csv, spectra_jsonl, layers_csv, layers_jsonl) rows.");
   m.def("write_run", [](const py::dict& request, const py::list& rows) {
-          const AnalyzeRequest rq = request_from(request);
+          const Request rq = request_from(kAnalyze, request);
           std::vector<WindowRows> all;
           for (const auto& item : rows) {
             const auto t = item.cast<py::tuple>();
@@ -647,38 +660,6 @@ PYBIND11_MODULE(_core, m) {
           return summary;
         }, py::arg("request"), py::arg("rows"),
         "Writes a run's files into request['out'] from the rows of all its windows; returns summary.json's content.");
-  m.def("run_plan",
-        [](const std::filesystem::path& model, std::optional<std::filesystem::path> text,
-           std::optional<std::filesystem::path> token_ids, int ctx, const std::filesystem::path& out,
-           const std::vector<double>& tolerances, const std::string& ranks, int max_windows, int threads,
-           std::optional<std::filesystem::path> tokenizer, int strip_gutenberg, bool allow_long_context, bool quiet) {
-          PlanRequest rq;
-          rq.model = model;
-          if (text) rq.text = *text;
-          if (token_ids) rq.token_ids = *token_ids;
-          if (tokenizer) rq.tokenizer = *tokenizer;
-          if (ranks != "all" && ranks != "geometric") throw InputError("ranks must be 'all' or 'geometric'");
-          rq.ctx = ctx;
-          rq.out = out;
-          rq.tolerances = tolerances;
-          rq.geometric = ranks == "geometric";
-          rq.max_windows = max_windows;
-          rq.threads = threads;
-          rq.strip_gutenberg = strip_gutenberg;
-          rq.allow_long_context = allow_long_context;
-          rq.quiet = quiet;
-          std::string summary;
-          {
-            py::gil_scoped_release release;
-            summary = run_plan(rq).dump();
-          }
-          return summary;
-        },
-        py::arg("model"), py::arg("text") = py::none(), py::arg("token_ids") = py::none(), py::arg("ctx"), py::arg("out"),
-        py::arg("tolerances"), py::arg("ranks") = "all", py::arg("max_windows") = 0, py::arg("threads") = 0,
-        py::arg("tokenizer") = py::none(), py::arg("strip_gutenberg") = -1, py::arg("allow_long_context") = false,
-        py::arg("quiet") = true);
-
   // The element types attnspec reads (GGML's numbering) and their dequantizers, for tests against
   // gguf-py and for users who want to look at a block format's values.
   m.def("tensor_types", [] {

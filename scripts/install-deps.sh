@@ -5,7 +5,7 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PKGS="build-essential cmake ninja-build pkg-config libopenblas-dev liblapacke-dev nlohmann-json3-dev libcli11-dev
-      libgtest-dev libpcre2-dev libsentencepiece-dev libicu-dev clang libclang-rt-14-dev libomp-14-dev chromium"
+      libgtest-dev libpcre2-dev libcurl4-openssl-dev libsentencepiece-dev libicu-dev clang libclang-rt-14-dev libomp-14-dev chromium"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -119,99 +119,79 @@ class AnalysisResult:
 
 def resolve_model(model: PathLike) -> Path:
     """A checkpoint folder for ``model``: a path as given, or a Hugging Face hub id (``"gpt2"``,
-    ``"org/name"``) from the local hub cache, downloaded with ``huggingface_hub`` when it is not
-    cached and the machine is online (``HF_HUB_OFFLINE`` unset). Raises :class:`InputError` with
-    the way to get the files otherwise."""
-    text = os.fspath(model)
-    if os.path.exists(text) or not _core.looks_like_hub_id(text):
-        return Path(text)
-    cached = _core.find_in_hub_cache(text)
-    if cached:
-        return Path(cached)
-    how = (f"{text!r} is not a folder and the Hugging Face cache does not hold it; download it with "
-           f"`huggingface-cli download {text}` on a machine that is online, or pass a checkpoint folder")
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
-        raise InputError(how + " (HF_HUB_OFFLINE is set)")
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(text, allow_patterns=["*.json", "*.safetensors", "*.txt", "tokenizer.model"]))
-    except Exception as e:  # offline, no such repository, no huggingface_hub
-        raise InputError(f"{how} (the download failed: {type(e).__name__})") from None
+    ``"org/name"``) from the local hub cache, downloaded from the hub when it is not cached and the
+    machine is online (``HF_HUB_OFFLINE`` unset). Raises :class:`InputError` with the way to get the
+    files otherwise. (The same resolver as the command line's ``--model``.)"""
+    return Path(_core.resolve_model(os.fspath(model)))
 
 
-def analyze(
-    model: PathLike,
-    text: Optional[PathLike] = None,
-    token_ids: Optional[Union[PathLike, Sequence[int]]] = None,
-    ctx: int = 1024,
-    out: Optional[PathLike] = None,
-    max_windows: int = 0,
-    save_spectra: bool = True,
-    threads: int = 0,
-    tokenizer: Optional[PathLike] = None,
-    strip_gutenberg: Optional[bool] = None,
-    allow_long_context: bool = False,
-    quiet: bool = True,
-    resume: bool = False,
-    field: str = "unmasked",
-    data_side: bool = False,
-    invariants: bool = False,
-    causal_method: str = "auto",
-    causal_dense_max: int = 1024,
-    causal_max_values: int = 512,
-) -> AnalysisResult:
-    """Runs ``attnspec analyze`` in-process and returns its results.
+# analyze() and plan() take the options of the command line's `attnspec analyze` / `attnspec plan`,
+# with the same names (underscores for dashes), defaults and checks: all from the one option table
+# of the C++ core (_core.options()). Python's own: token_ids may be a list of ints, out defaults to
+# a temporary folder, strip_gutenberg also takes None/True/False, and results are read back.
+_OPTIONS = _core.options()
+_ANALYZE_DEFAULTS = {o["keyword"]: o["default"] for o in _OPTIONS if "analyze" in o["commands"]}
 
-    ``model`` is a Hugging Face checkpoint folder; give ``text`` (a UTF-8 file) or ``token_ids``
-    (a file, or a sequence of ints used as given). Results are written to ``out`` (a temporary
-    folder when omitted) exactly as the CLI writes them, and loaded from there. ``resume=True``
-    continues a run that was interrupted in ``out``. Bad input raises :class:`InputError`.
 
-    Beyond the paper (the CLI's ``--field``, ``--data-side``, ``--invariants``,
-    ``--causal-method``, ``--causal-dense-max``, ``--causal-max-values``): ``field="causal"`` or
-    ``"both"`` adds the causal energy field's ``*_causal`` columns (the fixed ``*_field`` columns
-    stay the unmasked field), ``data_side=True`` the spectra of Xc (``layers``), Q, Qc and Kc,
-    ``invariants=True`` the invariants of arXiv 2605.02907. See the README.
-    """
-    if (text is None) == (token_ids is None):
-        raise ValueError("give exactly one of text= and token_ids=")
-    out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="attnspec-"))
+def _run_in_process(command: str, model: PathLike, out: Optional[PathLike], options: dict) -> Path:
+    out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix=f"attnspec-{command}-"))
+    token_ids = options.get("token_ids")
     ids_file = None
     if token_ids is not None and not isinstance(token_ids, (str, os.PathLike)):
-        ids_file = out_dir / ".token_ids.json"
         out_dir.mkdir(parents=True, exist_ok=True)
+        ids_file = out_dir / ".token_ids.json"
         ids_file.write_text(json.dumps([int(t) for t in token_ids]))
-        token_ids = ids_file
-    strip = -1 if strip_gutenberg is None else int(bool(strip_gutenberg))
+        options["token_ids"] = ids_file
+    run = _core.run_analyze if command == "analyze" else _core.run_plan
     try:
-        _core.run_analyze(
-            os.fspath(resolve_model(model)),
-            text=None if text is None else os.fspath(text),
-            token_ids=None if token_ids is None else os.fspath(token_ids),
-            ctx=int(ctx),
-            out=os.fspath(out_dir),
-            max_windows=int(max_windows),
-            save_spectra=bool(save_spectra),
-            threads=int(threads),
-            tokenizer=None if tokenizer is None else os.fspath(tokenizer),
-            strip_gutenberg=strip,
-            allow_long_context=bool(allow_long_context),
-            quiet=bool(quiet),
-            resume=bool(resume),
-            options=dict(
-                field=str(field),
-                data_side=bool(data_side),
-                invariants=bool(invariants),
-                causal_method=str(causal_method),
-                causal_dense_max=int(causal_dense_max),
-                causal_max_values=int(causal_max_values),
-            ),
-        )
+        run(model=os.fspath(model), out=os.fspath(out_dir), **options)
     finally:
         if ids_file is not None:
             ids_file.unlink(missing_ok=True)
-    return AnalysisResult.load(out_dir)
+    return out_dir
+
+
+def _with_table_signature(command: str):
+    """Gives the decorated ``f(model, out=None, **options)`` the table's keywords as its signature
+    and their help as its docstring's option list; unknown keywords fail in the core (TypeError)."""
+    import inspect
+
+    def decorate(f):
+        params = [inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        lines = []
+        for o in _OPTIONS:
+            if command not in o["commands"] or o["keyword"] == "model":
+                continue
+            default = None if o["keyword"] == "out" else o["default"]
+            kind = (inspect.Parameter.POSITIONAL_OR_KEYWORD if o["keyword"] in ("text", "token_ids")
+                    else inspect.Parameter.KEYWORD_ONLY)
+            params.append(inspect.Parameter(o["keyword"], kind, default=default))
+            choices = f" ({', '.join(o['choices'])})" if o["choices"] else ""
+            lines.append(f"    ``{o['keyword']}={default!r}``: {o['help']}{choices}")
+        f.__signature__ = inspect.Signature(params)
+        f.__doc__ = (f.__doc__ or "") + "\n    Options (``attnspec " + command + " --help``):\n\n" + "\n".join(lines) + "\n"
+        return f
+
+    return decorate
+
+
+@_with_table_signature("analyze")
+def analyze(model: PathLike, text: Optional[PathLike] = None, token_ids=None, *, out: Optional[PathLike] = None,
+            **options) -> AnalysisResult:
+    """Runs ``attnspec analyze`` in-process and returns its results.
+
+    ``model`` is a checkpoint folder, a .gguf or llama2.c file, or a hub id; give ``text`` (a UTF-8
+    file) or ``token_ids`` (a file, or a sequence of ints used as given). Results are written to
+    ``out`` (a temporary folder when omitted) exactly as the CLI writes them, and loaded from there.
+    ``resume=True`` continues a run that was interrupted in ``out``. Bad input raises
+    :class:`InputError`.
+
+    Beyond the paper: ``field="causal"`` or ``"both"`` adds the causal energy field's ``*_causal``
+    columns (the fixed ``*_field`` columns stay the unmasked field), ``data_side=True`` the spectra
+    of Xc (``layers``), Q, Qc and Kc, ``invariants=True`` the invariants of arXiv 2605.02907. See
+    the README.
+    """
+    return AnalysisResult.load(_run_in_process("analyze", model, out, dict(options, text=text, token_ids=token_ids)))
 
 
 # ``attnspec.table(run_dirs)`` -> pandas DataFrame of the paper-style table. The module
@@ -234,8 +214,8 @@ def causal_field_spectrum(
     k: Optional[int] = None,
     window: Optional[int] = None,
     method: str = "auto",
-    dense_max: int = 1024,
-    max_values: int = 512,
+    dense_max: int = _ANALYZE_DEFAULTS["causal_dense_max"],
+    max_values: int = _ANALYZE_DEFAULTS["causal_max_values"],
 ) -> dict:
     """Singular values of the causal energy field ``E~c``.
 
@@ -326,53 +306,13 @@ class PlanResult:
         )
 
 
-def plan(
-    model: PathLike,
-    text: Optional[PathLike] = None,
-    token_ids: Optional[Union[PathLike, Sequence[int]]] = None,
-    ctx: int = 256,
-    out: Optional[PathLike] = None,
-    tolerances: Sequence[float] = (0.01, 0.05),
-    ranks: str = "all",
-    max_windows: int = 0,
-    threads: int = 0,
-    tokenizer: Optional[PathLike] = None,
-    strip_gutenberg: Optional[bool] = None,
-    allow_long_context: bool = False,
-    quiet: bool = True,
-) -> PlanResult:
+@_with_table_signature("plan")
+def plan(model: PathLike, text: Optional[PathLike] = None, token_ids=None, *, out: Optional[PathLike] = None,
+         **options) -> PlanResult:
     """Runs ``attnspec plan`` in-process: per head, the smallest rank ``k`` of ``E~`` whose
     softmax attention stays within mean total variation ``EPS`` of the model's (worst window),
     for each tolerance, and the TV/KL curves over ``k``. Inputs as for :func:`analyze`."""
-    if (text is None) == (token_ids is None):
-        raise ValueError("give exactly one of text= and token_ids=")
-    out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="attnspec-plan-"))
-    ids_file = None
-    if token_ids is not None and not isinstance(token_ids, (str, os.PathLike)):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        ids_file = out_dir / ".token_ids.json"
-        ids_file.write_text(json.dumps([int(t) for t in token_ids]))
-        token_ids = ids_file
-    try:
-        _core.run_plan(
-            os.fspath(model),
-            text=None if text is None else os.fspath(text),
-            token_ids=None if token_ids is None else os.fspath(token_ids),
-            ctx=int(ctx),
-            out=os.fspath(out_dir),
-            tolerances=[float(t) for t in tolerances],
-            ranks=str(ranks),
-            max_windows=int(max_windows),
-            threads=int(threads),
-            tokenizer=None if tokenizer is None else os.fspath(tokenizer),
-            strip_gutenberg=-1 if strip_gutenberg is None else int(bool(strip_gutenberg)),
-            allow_long_context=bool(allow_long_context),
-            quiet=bool(quiet),
-        )
-    finally:
-        if ids_file is not None:
-            ids_file.unlink(missing_ok=True)
-    return PlanResult.load(out_dir)
+    return PlanResult.load(_run_in_process("plan", model, out, dict(options, text=text, token_ids=token_ids)))
 
 
 def aggregate(run_dirs: Sequence[Union[PathLike, AnalysisResult]]):

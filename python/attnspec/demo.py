@@ -114,17 +114,14 @@ def run(out: PathLike = DEFAULT_OUT, ctx: int = DEFAULT_CTX, threads: int = 0, m
               flush=True)
     sys.stderr.flush()
     _core.run_analyze(
-        os.fspath(MODEL),
+        model=os.fspath(MODEL),
         text=os.fspath(TEXT),
-        token_ids=None,
         ctx=int(ctx),
         out=os.fspath(run_dir),
         max_windows=int(max_windows),
         save_spectra=True,
         threads=int(threads),
-        tokenizer=None,
-        strip_gutenberg=0,
-        allow_long_context=False,
+        strip_gutenberg="no",
         quiet=bool(quiet),
         resume=(run_dir / ".attnspec-run").is_dir(),  # an interrupted earlier demo: continue it
     )

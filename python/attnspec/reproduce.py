@@ -188,7 +188,7 @@ def run_job(job: Job, args, quiet: bool) -> None:
     resume = (job.out / ".attnspec-run").is_dir()  # an interrupted earlier run: continue it
     sys.stderr.flush()
     _core.run_analyze(
-        os.fspath(job.model),
+        model=os.fspath(job.model),
         text=os.fspath(job.source) if job.kind == "text" else None,
         token_ids=os.fspath(job.source) if job.kind == "token_ids" else None,
         ctx=int(job.ctx),

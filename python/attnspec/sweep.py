@@ -345,10 +345,10 @@ def request(run: Run, options: Options, *, for_workers: bool, threads: int, out:
         "max_windows": options.max_windows,
         "save_spectra": options.save_spectra,
         "threads": threads,
-        "strip_gutenberg": {"auto": -1, "no": 0, "yes": 1}[options.strip_gutenberg],
+        "strip_gutenberg": options.strip_gutenberg,
         "allow_long_context": options.allow_long_context,
         "layers": options.layers,
-        "options": options.analysis(),
+        **options.analysis(),
     }
 
 

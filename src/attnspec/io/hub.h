@@ -19,4 +19,11 @@ std::filesystem::path hub_cache_dir();
 // empty path when the cache does not hold it (with a config.json).
 std::filesystem::path find_in_hub_cache(const std::string& repo_id, const std::string& revision = "main");
 
+// The folder or file `--model` names: `arg` itself when it exists or is not shaped like a hub id;
+// else the cached snapshot of the id; else, unless HF_HUB_OFFLINE is set, the files attnspec reads
+// (config and tokenizer JSON, *.safetensors, *.txt, tokenizer.model) downloaded from the hub
+// ($HF_ENDPOINT, default https://huggingface.co; $HF_TOKEN for gated models) into the cache in
+// huggingface_hub's layout. InputError saying how to get the files when none of that works.
+std::filesystem::path resolve_model(const std::string& arg);
+
 }  // namespace attnspec

@@ -79,7 +79,7 @@ Windows cut_windows(std::span<const int32_t> stream, int ctx, const std::vector<
   return w;
 }
 
-PreparedInput prepare_input(const InputSource& src, const ModelConfig& c) {
+PreparedInput prepare_input(const Request& src, const ModelConfig& c) {
   if (src.ctx <= 0) throw InputError("--ctx must be a positive number of tokens");
   if (src.text.empty() == src.token_ids.empty()) throw InputError("give exactly one of --text and --token-ids");
   if (src.ctx > c.max_positions && (c.learned_positions || !src.allow_long_context))

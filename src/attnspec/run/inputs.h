@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attnspec/model/model.h"
+#include "attnspec/run/request.h"
 
 namespace attnspec {
 
@@ -30,27 +31,15 @@ struct Windows {
 Windows cut_windows(std::span<const int32_t> stream, int ctx, const std::vector<int32_t>& prefix,
                     const std::vector<int32_t>& suffix, int max_windows, const std::string& source);
 
-// Where a run's tokens come from: a text (tokenized with the checkpoint's own tokenizer files, or
-// those of `tokenizer`) or a token-id file, cut into windows of ctx tokens.
-struct InputSource {
-  std::filesystem::path model;      // checkpoint folder (its config.json is named in errors)
-  std::filesystem::path text;       // UTF-8 text ...
-  std::filesystem::path token_ids;  // ... or token ids, used as given
-  std::filesystem::path tokenizer;  // tokenizer folder when not the checkpoint's own
-  int ctx = 0;
-  int max_windows = 0;        // 0: all
-  int strip_gutenberg = -1;   // -1 auto, 0 never, 1 always
-  bool allow_long_context = false;
-};
-
 struct PreparedInput {
   Windows windows;
   nlohmann::json description;  // for summary.json and the --resume fingerprint
 };
 
-// Reads, tokenizes and cuts the input, checking it against the model: ctx within the model's
+// Reads, tokenizes and cuts the request's input (model, text or token_ids, tokenizer, ctx,
+// max_windows, strip_gutenberg, allow_long_context), checking it against the model: ctx within the model's
 // positions (or --allow-long-context for rotary models), every id inside the vocabulary. Throws
 // InputError naming the file at fault; writes nothing.
-PreparedInput prepare_input(const InputSource& source, const ModelConfig& config);
+PreparedInput prepare_input(const Request& source, const ModelConfig& config);
 
 }  // namespace attnspec

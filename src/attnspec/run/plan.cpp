@@ -53,7 +53,7 @@ nlohmann::json plan_conventions() {
 
 }  // namespace
 
-nlohmann::json run_plan(const PlanRequest& rq) {
+nlohmann::json run_plan(const Request& rq) {
   const auto t_start = Clock::now();
   if (rq.tolerances.empty()) throw InputError("plan needs at least one --tolerance EPS");
   for (double eps : rq.tolerances)
@@ -64,7 +64,7 @@ nlohmann::json run_plan(const PlanRequest& rq) {
 
   auto model = load_model(rq.model);
   const ModelConfig& c = model->config;
-  PreparedInput prepared = prepare_input(rq.input(), c);
+  PreparedInput prepared = prepare_input(rq, c);
   const Windows& windows = prepared.windows;
   nlohmann::json& input = prepared.description;
   if (std::filesystem::exists(rq.out) && !std::filesystem::is_directory(rq.out))

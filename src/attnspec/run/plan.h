@@ -12,27 +12,12 @@
 #include <nlohmann/json.hpp>
 
 #include "attnspec/run/inputs.h"
+#include "attnspec/run/request.h"
 
 namespace attnspec {
 
-struct PlanRequest {
-  std::filesystem::path model, text, token_ids, tokenizer, out;
-  int ctx = 0;
-  int max_windows = 0;  // 0: all
-  int threads = 0;
-  int strip_gutenberg = -1;
-  bool allow_long_context = false;
-  bool quiet = false;
-  std::vector<double> tolerances;  // EPS values, each in (0, 1)
-  bool geometric = false;          // ranks 0..8 then x1.25 steps instead of every k
-
-  InputSource input() const {
-    return {model, text, token_ids, tokenizer, ctx, max_windows, strip_gutenberg, allow_long_context};
-  }
-};
-
 // Writes plan.csv, plan_curves.csv and plan.json into request.out; returns plan.json's content.
 // Throws InputError on bad input before anything is written.
-nlohmann::json run_plan(const PlanRequest& request);
+nlohmann::json run_plan(const Request& request);
 
 }  // namespace attnspec

@@ -106,17 +106,17 @@ size_t available_memory_bytes() {
 
 // The model and the input of a run, read and checked before anything is computed or written.
 struct OpenedRun {
-  AnalyzeRequest request;  // as asked, plus what the model implies (soft-capped: the capped field too)
+  Request request;  // as asked, plus what the model implies (soft-capped: the capped field too)
   std::unique_ptr<Model> model;
   PreparedInput prepared;
   int last_layer = 0;
   int windows() const { return static_cast<int>(prepared.windows.windows.size()); }
 };
 
-OpenedRun open_run(const AnalyzeRequest& request) {
+OpenedRun open_run(const Request& request) {
   OpenedRun r;
   r.request = request;
-  const AnalyzeRequest& rq = r.request;
+  const Request& rq = r.request;
   r.model = load_model(rq.model);
   const ModelConfig& c = r.model->config;
   r.request.options.capped = c.attn_softcap > 0;
@@ -128,17 +128,17 @@ OpenedRun open_run(const AnalyzeRequest& request) {
                       "--field causal/both: the causal field E~c (keys j <= i) is not what this " + c.family +
                           " encoder attends over: its softmax sees all n keys, so the unmasked E~ of the *_field "
                           "columns already is its attention field; use --field unmasked");
-  r.prepared = prepare_input(rq.input(), c);
+  r.prepared = prepare_input(rq, c);
   r.last_layer = (rq.layers > 0 ? rq.layers : c.n_layers) - 1;
   return r;
 }
 
-size_t run_memory_bytes(const AnalyzeRequest& rq, const Model& model, int threads) {
+size_t run_memory_bytes(const Request& rq, const Model& model, int threads) {
   return estimate_run_bytes(model, rq.ctx, threads) + extras_bytes(rq.options, rq.ctx) * size_t(threads);
 }
 
 // Refuse up front what cannot fit, rather than be killed by the OS at hour three.
-void check_memory(const AnalyzeRequest& rq, const Model& model) {
+void check_memory(const Request& rq, const Model& model) {
   const size_t need = run_memory_bytes(rq, model, thread_count()), have = available_memory_bytes();
   if (have > 0 && need > have)
     throw InputError("this run needs about " + std::to_string(need >> 20) + " MiB beyond the mapped checkpoint (" +
@@ -148,7 +148,7 @@ void check_memory(const AnalyzeRequest& rq, const Model& model) {
 
 // summary.json without what depends on the machine or the course of the run (threads, timings,
 // resumed windows) and without the aggregates (from heads.csv, at the end).
-nlohmann::json summary_json(const AnalyzeRequest& rq, const OpenedRun& r, const char* command) {
+nlohmann::json summary_json(const Request& rq, const OpenedRun& r, const char* command) {
   const ModelConfig& c = r.model->config;
   nlohmann::json summary = {
       {"attnspec_version", ATTNSPEC_VERSION},
@@ -200,11 +200,11 @@ std::vector<int32_t> tokenize_file(const std::filesystem::path& tokenizer_dir, c
   return tokenizer->encode(read_text_file(text, options));
 }
 
-nlohmann::json run_analyze(const AnalyzeRequest& request) {
+nlohmann::json run_analyze(const Request& request) {
   const auto t_start = Clock::now();
   // Everything is read and checked before the output folder is touched.
   const OpenedRun opened = open_run(request);
-  const AnalyzeRequest& rq = opened.request;
+  const Request& rq = opened.request;
   const Model* model = opened.model.get();
   const ModelConfig& c = model->config;
   const Windows& windows = opened.prepared.windows;
@@ -318,9 +318,9 @@ nlohmann::json run_analyze(const AnalyzeRequest& request) {
   return summary;
 }
 
-RunDescription describe_run(const AnalyzeRequest& request) {
+RunDescription describe_run(const Request& request) {
   const OpenedRun r = open_run(request);
-  const AnalyzeRequest& rq = r.request;
+  const Request& rq = r.request;
   RunDescription d;
   d.windows = r.windows();
   d.layers = r.last_layer + 1;
@@ -329,10 +329,10 @@ RunDescription describe_run(const AnalyzeRequest& request) {
   return d;
 }
 
-std::vector<WindowRows> analyze_window_block(const AnalyzeRequest& request, int first, int last,
+std::vector<WindowRows> analyze_window_block(const Request& request, int first, int last,
                                              const WeightSpectra* shared_weights) {
   const OpenedRun r = open_run(request);
-  const AnalyzeRequest& rq = r.request;
+  const Request& rq = r.request;
   const ModelConfig& c = r.model->config;
   const int nw = r.windows();
   if (first < 0 || last > nw || first >= last)
@@ -366,9 +366,9 @@ std::vector<WindowRows> analyze_window_block(const AnalyzeRequest& request, int 
   return out;
 }
 
-nlohmann::json write_run_from_rows(const AnalyzeRequest& request, const std::vector<WindowRows>& rows) {
+nlohmann::json write_run_from_rows(const Request& request, const std::vector<WindowRows>& rows) {
   const OpenedRun r = open_run(request);
-  const AnalyzeRequest& rq = r.request;
+  const Request& rq = r.request;
   const int nw = r.windows();
   if (static_cast<int>(rows.size()) != nw)
     throw InputError(rq.out.string() + ": " + std::to_string(rows.size()) + " windows of rows for a run of " +
