@@ -36,6 +36,9 @@ def test_cached_hub_id_runs_like_its_folder(hub_cache, tmp_path, monkeypatch, ch
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert attnspec.resolve_model("org/tiny-llama").name == "0123456789abcdef0123456789abcdef01234567"
+    # plan() resolves hub ids as analyze() does (the one resolver behind both).
+    plan = attnspec.plan("org/tiny-llama", token_ids=list(range(1, 65)), ctx=32, out=tmp_path / "p")
+    assert len(plan.plan) > 0
 
 
 def test_uncached_hub_id_offline_is_one_clear_error(hub_cache, tmp_path, monkeypatch):
