@@ -5,19 +5,17 @@
 #include <immintrin.h>
 #endif
 #include <omp.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
-#include <map>
 #include <numbers>
 #include <vector>
 
 #include "attnspec/common/cpu.h"
 #include "attnspec/common/error.h"
+#include "attnspec/model/weights.h"
 
 // OpenBLAS's own thread control (not part of the CBLAS interface). The pool shutdown is looked up
 // weakly: not every OpenBLAS build exports it.
@@ -102,95 +100,6 @@ float exp_shifted_sum(float* x, int64_t len, float shift) {
   for (int64_t i = 0; i < len; ++i) sum += x[i] = std::exp(x[i] - shift);
   return sum;
 }
-
-// Widens one layer's weights to float32 on first use and keeps them until the layer is done.
-// F32 tensors that are suitably aligned are used straight from the memory map (no copy).
-class LayerWeights {
- public:
-  explicit LayerWeights(const TensorStore& store) : store_(store) {}
-  ~LayerWeights() { release(); }
-
-  const float* get(const std::string& name) {
-    if (name.empty()) return nullptr;
-    const TensorView& t = store_.at(name);
-    touched_.push_back(&t);
-    if (const float* direct = t.direct_float32()) return direct;
-    auto it = widened_.find(name);
-    if (it == widened_.end()) {
-      std::vector<float> buf = take_spare(t.numel());
-      // Split the widening over threads: for a 7B layer this is hundreds of MB.
-      const size_t n = buf.size(), chunk = 1 << 16;
-#pragma omp parallel for schedule(static)
-      for (size_t first = 0; first < n; first += chunk) t.to_float32(buf.data() + first, first, std::min(chunk, n - first));
-      it = widened_.emplace(name, std::move(buf)).first;
-    }
-    return it->second.data();
-  }
-  // For a checkpoint that is small next to the machine's memory (whose pages stay mapped): maps
-  // the pages of layers 0..last_layer in one call per tensor, as llama.cpp's MAP_POPULATE does,
-  // instead of one page fault per 16 pages on first touch.
-  static void map_layers(const Model& model, int last_layer) {
-#ifdef MADV_POPULATE_READ
-    if (large_checkpoint(*model.store)) return;
-    std::vector<const TensorView*> tensors;
-    for (int l = 0; l <= last_layer; ++l) {
-      const LayerSpec& L = model.layers[l];
-      for (const LinearSpec* s : {&L.q, &L.k, &L.v, &L.o, &L.up, &L.gate, &L.down})
-        if (!s->weight.empty()) tensors.push_back(&model.store->at(s->weight));
-    }
-    // Split over the threads (the page-table work is per thread; the kernel lets them overlap).
-#pragma omp parallel for schedule(dynamic)
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      const TensorView& t = *tensors[i];
-      const uintptr_t page = 4096, begin = reinterpret_cast<uintptr_t>(t.data) / page * page;
-      // Best effort: an older kernel refuses the advice and the pages fault in as before.
-      ::madvise(reinterpret_cast<void*>(begin), reinterpret_cast<uintptr_t>(t.data) + t.nbytes - begin,
-                MADV_POPULATE_READ);
-    }
-#else
-    (void)model, (void)last_layer;
-#endif
-  }
-  // Done with this layer: free the widened copies and, for a checkpoint that is large next to
-  // the machine's memory, hand the layer's mapped pages back to the OS, so that resident memory
-  // stays near one layer rather than growing to the whole model (they are re-read from the page
-  // cache, or the disk, when the next window needs them).
-  void release() {
-    spare_.clear();  // whatever the last layer left and this one did not take
-    for (auto& [name, buf] : widened_) spare_.push_back(std::move(buf));
-    widened_.clear();
-    if (release_pages_)
-      for (const TensorView* t : touched_) {
-        const uintptr_t page = 4096, begin = reinterpret_cast<uintptr_t>(t->data) / page * page;
-        const uintptr_t end = reinterpret_cast<uintptr_t>(t->data) + t->nbytes;
-        ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-      }
-    touched_.clear();
-  }
-
- private:
-  // A buffer of `count` floats for a widened tensor: the previous layer's of that size when there
-  // is one (layers share their shapes), so that each layer does not fault in and zero fresh pages
-  // (1.2 GB per Mistral-7B layer) before widening into them.
-  std::vector<float> take_spare(size_t count) {
-    for (auto it = spare_.begin(); it != spare_.end(); ++it)
-      if (it->size() == count) {
-        std::vector<float> buf = std::move(*it);
-        spare_.erase(it);
-        return buf;
-      }
-    return std::vector<float>(count);
-  }
-  static bool large_checkpoint(const TensorStore& store) {
-    const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGE_SIZE);
-    return pages > 0 && store.total_bytes() > size_t(pages) * size_t(page_size) / 4;
-  }
-  const TensorStore& store_;
-  bool release_pages_ = large_checkpoint(store_);
-  std::map<std::string, std::vector<float>> widened_;
-  std::vector<std::vector<float>> spare_;  // the last layer's widened buffers, for the next
-  std::vector<const TensorView*> touched_;
-};
 
 // One product y[n, out] = x[n, in] W^T + b: the layer's spec and where its output goes.
 struct LinearJob {
@@ -630,58 +539,6 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
     t.mlp += seconds_since(t0);
     w.release();
   }
-}
-
-namespace {
-
-ProjectionHeads projection_heads(const Model& model, const LinearSpec& s, int heads) {
-  const TensorView& t = model.store->at(s.weight);
-  const int64_t d = s.in, dh = model.config.head_dim, rows = int64_t(heads) * dh;
-  ProjectionHeads p;
-  p.head.resize(heads);
-  const float* direct = t.direct_float32();
-  if (s.in_out_layout) {  // [in, out_total]: input c is a row, the outputs are its columns
-    const int64_t ld = t.shape[1];
-    p.row_step = 1;
-    if (direct) {
-      p.col_step = ld;
-      for (int h = 0; h < heads; ++h) p.head[h] = direct + s.col_offset + h * dh;
-      return p;
-    }
-    p.col_step = rows;
-    p.widened.resize(size_t(d * rows));
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < d; ++c)
-      t.to_float32(p.widened.data() + c * rows, size_t(c * ld + s.col_offset), size_t(rows));
-  } else {  // [out, in]: each output row is contiguous over the inputs
-    p.col_step = 1;
-    p.row_step = d;
-    // In place when each head's rows are stored consecutively (fused weights interleave heads).
-    bool consecutive = direct != nullptr;
-    for (int h = 0; h < heads && consecutive; ++h)
-      consecutive = s.stored_row(h * dh + dh - 1) == s.stored_row(h * dh) + dh - 1;
-    if (consecutive) {
-      for (int h = 0; h < heads; ++h) p.head[h] = direct + s.stored_row(h * dh) * d;
-      return p;
-    }
-    p.widened.resize(size_t(rows * d));
-#pragma omp parallel for schedule(static)
-    for (int64_t j = 0; j < rows; ++j) t.to_float32(p.widened.data() + j * d, size_t(s.stored_row(j) * d), size_t(d));
-  }
-  for (int h = 0; h < heads; ++h) p.head[h] = p.widened.data() + h * dh * (s.in_out_layout ? 1 : d);
-  return p;
-}
-
-}  // namespace
-
-void map_layer_weights(const Model& model, int last_layer) { LayerWeights::map_layers(model, last_layer); }
-
-ProjectionHeads query_heads(const Model& model, int layer) {
-  return projection_heads(model, model.layers[layer].q, model.config.n_heads);
-}
-
-ProjectionHeads key_heads(const Model& model, int layer) {
-  return projection_heads(model, model.layers[layer].k, model.config.n_kv_heads);
 }
 
 }  // namespace attnspec
