@@ -124,7 +124,8 @@ void add_tiles(const LinearJob& job, int n, std::vector<LinearTile>& tiles) {
       for (int64_t c0 = 0; c0 < s.out; c0 += s.head_rows) {
         const int64_t stored = s.stored_row(c0);
         tiles.push_back({weight + stored * job.ldw, job.ldw, true, bias ? bias + stored : nullptr,
-                         job.y + int64_t(r0) * job.ldy + c0, job.ldy, r0, std::min(kTileRows, n - r0), s.head_rows, s.in});
+                         job.y + int64_t(r0) * job.ldy + c0, job.ldy, r0, std::min(kTileRows, n - r0), s.head_rows,
+                         s.in});
       }
     return;
   }
