@@ -120,9 +120,9 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
   std::vector<float> x(size_t(n) * d), y(size_t(n) * d), q(size_t(n) * qd), k(size_t(n) * kvd), v(size_t(n) * kvd),
       att(size_t(n) * qd);
   std::vector<float> ff, ff2, z;
-  // The MLP, in [n, d] -> out [n, d], through ff [n, f]:
-  //   gated (SwiGLU, GeGLU): out = (act(in W_gate^T) * (in W_up^T)) W_down^T
-  //   plain (GELU, ReLU):    out = act(in W_up^T + b_up) W_down^T + b_down
+  // The MLP, in [n, d] -> out [n, d], through ff [n, f] (each product with its bias, if any):
+  //   gated (SwiGLU, GeGLU): out = (act(in W_gate^T) * in W_up^T) W_down^T
+  //   plain (GELU, ReLU):    out = act(in W_up^T) W_down^T
   // then, for Gemma2/3, out = norm(out).
   auto mlp = [&](const LayerSpec& L, const float* in, float* out) {
     ff.resize(size_t(n) * c.d_ff);
