@@ -1,506 +1,44 @@
+// The forward pass, top to bottom. The token embeddings start the residual stream h [n, d]; each
+// layer then adds what its attention block and its MLP block compute from h, and hands the
+// attention's input and its queries and keys to the caller. The math of each step is written
+// beside it; how a step is computed (GEMM tiles, online softmax, vector exps) is in kernels.h,
+// and where each weight comes from and when it is widened to float32 is in weights.h.
+//
+// Shapes: n tokens, d = d_model, H query heads and G key/value heads of d_h dims each
+// (qd = H d_h, kvd = G d_h), f = d_ff. Everything is float32, rows are tokens.
 #include "attnspec/model/forward.h"
-
-#include <cblas.h>
-#ifdef ATTNSPEC_HAVE_MVEC
-#include <immintrin.h>
-#endif
-#include <omp.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
-#include <limits>
-#include <map>
-#include <numbers>
+#include <string>
 #include <vector>
 
-#include "attnspec/common/cpu.h"
 #include "attnspec/common/error.h"
-
-// OpenBLAS's own thread control (not part of the CBLAS interface). The pool shutdown is looked up
-// weakly: not every OpenBLAS build exports it.
-extern "C" void openblas_set_num_threads(int);
-extern "C" void blas_thread_shutdown_(void) __attribute__((weak));
+#include "attnspec/model/kernels.h"
+#include "attnspec/model/weights.h"
 
 namespace attnspec {
 namespace {
 
-int g_threads = 0;  // 0: not set yet (all cores)
-
-// Elementwise loops below this many elements run on one thread: waking a team costs more.
-constexpr int64_t kParallelMin = 1 << 16;
-
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// x[i] = exp(x[i]). The MLP activations take hundreds of millions of exps per window; on CPUs
-// with AVX2 they go eight at a time through glibc's vector expf (libmvec, the same accuracy class
-// as expf), chosen once at run time, so the binary stays portable.
-#ifdef ATTNSPEC_HAVE_MVEC
-extern "C" __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256);
-
-__attribute__((target("avx2,fma"))) void exp_inplace_avx2(float* x, int64_t len) {
-  int64_t i = 0;
-  for (; i + 8 <= len; i += 8) _mm256_storeu_ps(x + i, _ZGVdN8v_expf(_mm256_loadu_ps(x + i)));
-  for (; i < len; ++i) x[i] = std::exp(x[i]);
-}
-
-// The softmax's two passes over a row of scores, eight lanes at a time.
-__attribute__((target("avx2,fma"))) float max_avx2(const float* x, int64_t len) {
-  __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-  int64_t i = 0;
-  for (; i + 8 <= len; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, m);
-  float mx = *std::max_element(lanes, lanes + 8);
-  for (; i < len; ++i) mx = std::max(mx, x[i]);
-  return mx;
-}
-
-__attribute__((target("avx2,fma"))) float exp_shifted_sum_avx2(float* x, int64_t len, float shift) {
-  const __m256 s = _mm256_set1_ps(shift);
-  __m256 acc = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 8 <= len; i += 8) {
-    const __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
-    _mm256_storeu_ps(x + i, e);
-    acc = _mm256_add_ps(acc, e);
-  }
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, acc);
-  float sum = 0;
-  for (float l : lanes) sum += l;
-  for (; i < len; ++i) sum += x[i] = std::exp(x[i] - shift);
-  return sum;
-}
-#endif
-
-void exp_inplace(float* x, int64_t len) {
-#ifdef ATTNSPEC_HAVE_MVEC
-  if (cpu_has_avx2_fma()) return exp_inplace_avx2(x, len);
-#endif
-  for (int64_t i = 0; i < len; ++i) x[i] = std::exp(x[i]);
-}
-
-float max_of(const float* x, int64_t len) {
-#ifdef ATTNSPEC_HAVE_MVEC
-  if (cpu_has_avx2_fma()) return max_avx2(x, len);
-#endif
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < len; ++i) mx = std::max(mx, x[i]);
-  return mx;
-}
-
-// x[i] = exp(x[i] - shift); returns the sum of the new x.
-float exp_shifted_sum(float* x, int64_t len, float shift) {
-#ifdef ATTNSPEC_HAVE_MVEC
-  if (cpu_has_avx2_fma()) return exp_shifted_sum_avx2(x, len, shift);
-#endif
-  float sum = 0;
-  for (int64_t i = 0; i < len; ++i) sum += x[i] = std::exp(x[i] - shift);
-  return sum;
-}
-
-// Widens one layer's weights to float32 on first use and keeps them until the layer is done.
-// F32 tensors that are suitably aligned are used straight from the memory map (no copy).
-class LayerWeights {
- public:
-  explicit LayerWeights(const TensorStore& store) : store_(store) {}
-  ~LayerWeights() { release(); }
-
-  const float* get(const std::string& name) {
-    if (name.empty()) return nullptr;
-    const TensorView& t = store_.at(name);
-    touched_.push_back(&t);
-    if (const float* direct = t.direct_float32()) return direct;
-    auto it = widened_.find(name);
-    if (it == widened_.end()) {
-      std::vector<float> buf = take_spare(t.numel());
-      // Split the widening over threads: for a 7B layer this is hundreds of MB.
-      const size_t n = buf.size(), chunk = 1 << 16;
-#pragma omp parallel for schedule(static)
-      for (size_t first = 0; first < n; first += chunk) t.to_float32(buf.data() + first, first, std::min(chunk, n - first));
-      it = widened_.emplace(name, std::move(buf)).first;
-    }
-    return it->second.data();
-  }
-  // For a checkpoint that is small next to the machine's memory (whose pages stay mapped): maps
-  // the pages of layers 0..last_layer in one call per tensor, as llama.cpp's MAP_POPULATE does,
-  // instead of one page fault per 16 pages on first touch.
-  static void map_layers(const Model& model, int last_layer) {
-#ifdef MADV_POPULATE_READ
-    if (large_checkpoint(*model.store)) return;
-    std::vector<const TensorView*> tensors;
-    for (int l = 0; l <= last_layer; ++l) {
-      const LayerSpec& L = model.layers[l];
-      for (const LinearSpec* s : {&L.q, &L.k, &L.v, &L.o, &L.up, &L.gate, &L.down})
-        if (!s->weight.empty()) tensors.push_back(&model.store->at(s->weight));
-    }
-    // Split over the threads (the page-table work is per thread; the kernel lets them overlap).
-#pragma omp parallel for schedule(dynamic)
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      const TensorView& t = *tensors[i];
-      const uintptr_t page = 4096, begin = reinterpret_cast<uintptr_t>(t.data) / page * page;
-      // Best effort: an older kernel refuses the advice and the pages fault in as before.
-      ::madvise(reinterpret_cast<void*>(begin), reinterpret_cast<uintptr_t>(t.data) + t.nbytes - begin,
-                MADV_POPULATE_READ);
-    }
-#else
-    (void)model, (void)last_layer;
-#endif
-  }
-  // Done with this layer: free the widened copies and, for a checkpoint that is large next to
-  // the machine's memory, hand the layer's mapped pages back to the OS, so that resident memory
-  // stays near one layer rather than growing to the whole model (they are re-read from the page
-  // cache, or the disk, when the next window needs them).
-  void release() {
-    spare_.clear();  // whatever the last layer left and this one did not take
-    for (auto& [name, buf] : widened_) spare_.push_back(std::move(buf));
-    widened_.clear();
-    if (release_pages_)
-      for (const TensorView* t : touched_) {
-        const uintptr_t page = 4096, begin = reinterpret_cast<uintptr_t>(t->data) / page * page;
-        const uintptr_t end = reinterpret_cast<uintptr_t>(t->data) + t->nbytes;
-        ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-      }
-    touched_.clear();
-  }
-
- private:
-  // A buffer of `count` floats for a widened tensor: the previous layer's of that size when there
-  // is one (layers share their shapes), so that each layer does not fault in and zero fresh pages
-  // (1.2 GB per Mistral-7B layer) before widening into them.
-  std::vector<float> take_spare(size_t count) {
-    for (auto it = spare_.begin(); it != spare_.end(); ++it)
-      if (it->size() == count) {
-        std::vector<float> buf = std::move(*it);
-        spare_.erase(it);
-        return buf;
-      }
-    return std::vector<float>(count);
-  }
-  static bool large_checkpoint(const TensorStore& store) {
-    const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGE_SIZE);
-    return pages > 0 && store.total_bytes() > size_t(pages) * size_t(page_size) / 4;
-  }
-  const TensorStore& store_;
-  bool release_pages_ = large_checkpoint(store_);
-  std::map<std::string, std::vector<float>> widened_;
-  std::vector<std::vector<float>> spare_;  // the last layer's widened buffers, for the next
-  std::vector<const TensorView*> touched_;
-};
-
-// One product y[n, out] = x[n, in] W^T + b: the layer's spec and where its output goes.
-struct LinearJob {
-  const LinearSpec& spec;
-  float* y;
-  int64_t ldy;
-};
-
-// A tile of a product: rows [r0, r0 + rows) of x times `cols` output columns of W, a
-// single-threaded sgemm onto the tile's bias rows.
-struct LinearTile {
-  const float* w;      // the tile's first weight: [out, in] rows (sgemm's B transposed) or [in, out] columns
-  int64_t ldw;
-  bool w_out_in;
-  const float* bias;  // the tile's first bias, or null
-  float* y;
-  int64_t ldy;
-  int r0, rows;
-  int64_t cols, in;
-};
-
-// The tiles of one product, appended to `tiles`. They depend only on the shapes: because the
-// tiling does not depend on the thread count, neither do the results (OpenBLAS's own threading
-// splits the work differently per count, which changes float32 rounding).
-void add_tiles(const TensorStore& store, LayerWeights& w, const LinearJob& job, int n, std::vector<LinearTile>& tiles) {
-  const LinearSpec& s = job.spec;
+// The product y = x W^T + b that `s` describes, writing y (rows ldy apart), with its weight and
+// bias as float32 from `w`.
+LinearJob product(const TensorStore& store, LayerWeights& w, const LinearSpec& s, float* y, int64_t ldy) {
   const float* weight = w.get(s.weight);
   const float* bias = w.get(s.bias);
-  if (s.head_stride > 0) {
-    // A fused [out_total, in] weight whose heads are interleaved: one tile per block of rows and
-    // head, each over that head's contiguous rows.
-    constexpr int kTileRows = 512;
-    for (int r0 = 0; r0 < n; r0 += kTileRows)
-      for (int64_t c0 = 0; c0 < s.out; c0 += s.head_rows) {
-        const int64_t stored = s.stored_row(c0);
-        tiles.push_back({weight + stored * s.in, s.in, true, bias ? bias + stored : nullptr,
-                         job.y + int64_t(r0) * job.ldy + c0, job.ldy, r0, std::min(kTileRows, n - r0), s.head_rows, s.in});
-      }
-    return;
-  }
-  // Wide tiles run fastest (each packs its rows of x once per column tile and its columns of W
-  // once per row tile): up to 512 rows x at least 2048 columns. Rows are then halved, down to
-  // 128, until there are at least 4 tiles, so that a few threads stay busy on short windows and
-  // narrow layers too.
-  const int64_t col_tiles = std::max<int64_t>(1, s.out / 2048);
-  const int64_t tile_cols = (s.out + col_tiles - 1) / col_tiles;
-  int tile_rows = 512;
-  while (tile_rows > 128 && (n + tile_rows - 1) / tile_rows * col_tiles < 4) tile_rows /= 2;
-  const int64_t ld = s.in_out_layout ? store.at(s.weight).shape[1] : s.in;  // [in, out_total] or [out, in]
-  for (int r0 = 0; r0 < n; r0 += tile_rows)
-    for (int64_t c0 = 0; c0 < s.out; c0 += tile_cols) {
-      const float* wt = s.in_out_layout ? weight + s.col_offset + c0 : weight + (s.row_offset + c0) * ld;
-      tiles.push_back({wt, ld, !s.in_out_layout, bias ? bias + s.col_offset + s.row_offset + c0 : nullptr,
-                       job.y + int64_t(r0) * job.ldy + c0, job.ldy, r0, std::min(tile_rows, n - r0),
-                       std::min(tile_cols, s.out - c0), s.in});
-    }
+  return {s, weight, s.in_out_layout ? store.at(s.weight).shape[1] : s.in, bias, y, ldy};
 }
 
-// The products of one x (Q, K and V; gate and up): their tiles are shared among the threads as
-// one pool, so that a core that runs slower than the other (common on shared machines) costs
-// at most part of one tile at the end of the pool, not at the end of every product.
-void apply_linears(const TensorStore& store, LayerWeights& w, std::initializer_list<LinearJob> jobs, const float* x,
-                   int n, int64_t ldx) {
-  std::vector<LinearTile> tiles;
-  for (const LinearJob& job : jobs) add_tiles(store, w, job, n, tiles);
-#pragma omp parallel for schedule(dynamic) if (tiles.size() > 1)
-  for (size_t i = 0; i < tiles.size(); ++i) {
-    const LinearTile& t = tiles[i];
-    // The tile starts as its bias rows and the product is added onto them (beta = 1): OpenBLAS
-    // otherwise clears the tile first (beta = 0) and the bias would take a second pass over it.
-    if (t.bias)
-      for (int r = 0; r < t.rows; ++r) std::copy_n(t.bias, t.cols, t.y + int64_t(r) * t.ldy);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, t.w_out_in ? CblasTrans : CblasNoTrans, t.rows, static_cast<int>(t.cols),
-                static_cast<int>(t.in), 1.0f, x + int64_t(t.r0) * ldx, ldx, t.w, t.ldw, t.bias ? 1.0f : 0.0f, t.y,
-                t.ldy);
-  }
-}
-
-// y[n, out] = x[n, in] W^T + b (see LinearSpec for the storage layouts).
-void apply_linear(const TensorStore& store, LayerWeights& w, const LinearSpec& s, const float* x, int n, int64_t ldx,
-                  float* y, int64_t ldy) {
-  apply_linears(store, w, {LinearJob{s, y, ldy}}, x, n, ldx);
-}
-
-// LayerNorm: (x - mean) / sqrt(var + eps) * w + b;  RMSNorm: x / sqrt(mean(x^2) + eps) * w, with
-// (1 + w) for Gemma's. `w` null: no affine weight (OPT's elementwise_affine = false). Rows of
-// `dim` values, `ld` apart; y may be x.
-void normalise_rows(const ModelConfig& c, const float* w, const float* b, const float* x, float* y, int rows, int dim,
-                    int64_t ld) {
-#pragma omp parallel for schedule(static) if (int64_t(rows) * dim > kParallelMin)
-  for (int i = 0; i < rows; ++i) {
-    const float* xi = x + int64_t(i) * ld;
-    float* yi = y + int64_t(i) * ld;
-    // float64 sums, as ATen's CPU kernels accumulate float32; in vector lanes (omp simd lets the
-    // compiler reorder the additions).
-    double mean = 0, sq = 0;
-    if (c.norm == NormKind::LayerNorm) {
-#pragma omp simd reduction(+ : mean)
-      for (int j = 0; j < dim; ++j) mean += xi[j];
-      mean /= dim;
-    }
-#pragma omp simd reduction(+ : sq)
-    for (int j = 0; j < dim; ++j) sq += (xi[j] - mean) * (xi[j] - mean);
-    const float inv = static_cast<float>(1.0 / std::sqrt(sq / dim + c.norm_eps));
-    const float m = static_cast<float>(mean);
-    if (!w) {
-      for (int j = 0; j < dim; ++j) yi[j] = (xi[j] - m) * inv + (b ? b[j] : 0.0f);
-    } else if (c.norm_plus_one) {
-      for (int j = 0; j < dim; ++j) yi[j] = (xi[j] - m) * inv * (1.0f + w[j]) + (b ? b[j] : 0.0f);
-    } else {
-      for (int j = 0; j < dim; ++j) yi[j] = (xi[j] - m) * inv * w[j] + (b ? b[j] : 0.0f);
-    }
-  }
-}
-
-void normalise(const ModelConfig& c, const float* w, const float* b, const float* x, float* y, int n) {
-  normalise_rows(c, w, b, x, y, n, c.d_model, c.d_model);
-}
-
-// Rotary embedding, Hugging Face's rotate-half convention: dims i and i + r/2 of each head form a
-// pair rotated by angle pos * inv_freq[i]. Angles and cos/sin are float32, as transformers builds them.
-void apply_rope(const ModelConfig& c, const std::vector<float>& inv_freq, float* t, int n, int heads) {
-  const int half = c.rotary_dim / 2, ld = heads * c.head_dim;
-#pragma omp parallel for schedule(static) if (int64_t(n) * ld > kParallelMin)
-  for (int pos = 0; pos < n; ++pos) {
-    std::vector<float> cos_v(half), sin_v(half);
-    for (int i = 0; i < half; ++i) {
-      const float angle = static_cast<float>(pos) * inv_freq[i];
-      cos_v[i] = std::cos(angle) * c.rope_attention_scaling;
-      sin_v[i] = std::sin(angle) * c.rope_attention_scaling;
-    }
-    for (int h = 0; h < heads; ++h) {
-      float* x = t + int64_t(pos) * ld + int64_t(h) * c.head_dim;
-      for (int i = 0; i < half; ++i) {
-        const float x1 = x[i], x2 = x[i + half];
-        x[i] = x1 * cos_v[i] - x2 * sin_v[i];
-        x[i + half] = x2 * cos_v[i] + x1 * sin_v[i];
-      }
-    }
-  }
-}
-
-// out[:, h] = softmax(cap(s q_h k_g^T) + mask) v_g for every query head (cap: Gemma2's soft-capping
-// cap * tanh(x / cap), the identity when the config has none), with no n x n buffer: blocks of
-// query rows meet blocks of keys, and each row's softmax is accumulated over the key blocks
-// (online softmax: with m the running max, l the running sum of exp(x - m) and o the running
-// sum of exp(x - m) v, a new block with max m' > m rescales l and o by exp(m - m')); o / l at the
-// end. In a causal model key j is visible to query i iff j <= i and (no window or i - j < window);
-// in an encoder every key is. One task is one KV head and one block of query rows, for all the
-// query heads that share the KV head (grouped-query attention): their rows are stacked into one
-// product, so each block of keys and values is packed once per group rather than once per head.
-void attention(const ModelConfig& c, int layer, const float* q, const float* k, const float* v, float* out, int n) {
-  // 64 query rows x 256 keys: a block of scores (64 KB for one head), its keys and its values stay
-  // in L2 while the two products and the softmax pass over them.
-  constexpr int kBlock = 64, kKeys = 256;
-  const int dh = c.head_dim, ldq = c.n_heads * dh, ldk = c.n_kv_heads * dh, group = c.n_heads / c.n_kv_heads;
-  const int window = c.causal ? c.sliding_window[layer] : 0;
-  const float scale = static_cast<float>(c.softmax_scale[layer]);
-  const float cap = static_cast<float>(c.attn_softcap);
-  const float neg_inf = -std::numeric_limits<float>::infinity();
-  const int blocks = (n + kBlock - 1) / kBlock;
-  // Groups and blocks run in parallel; each BLAS call inside is single-threaded. The task order
-  // does not depend on the thread count; the last (largest, causal) blocks are handed out first.
-#pragma omp parallel
-  {
-    const size_t stacked = size_t(group) * kBlock;
-    std::vector<float> scores(stacked * kKeys), qs(stacked * dh), os(stacked * dh), run_max(stacked), run_sum(stacked);
-#pragma omp for schedule(dynamic)
-    for (int task = 0; task < c.n_kv_heads * blocks; ++task) {
-      const int g = task / blocks, block = blocks - 1 - task % blocks;
-      const int i0 = block * kBlock, i1 = std::min(n, i0 + kBlock), rows = i1 - i0, M = group * rows;
-      // Keys any row of the block sees: [j0, j_end).
-      const int j0 = window > 0 ? std::max(0, i0 - window + 1) : 0, j_end = c.causal ? i1 : n;
-      for (int m = 0; m < group; ++m)  // stack the group's query rows: qs[m * rows + r] = q_(g*group+m)[i0 + r]
-        for (int r = 0; r < rows; ++r)
-          std::copy_n(q + int64_t(i0 + r) * ldq + (g * group + m) * dh, dh, qs.data() + (int64_t(m) * rows + r) * dh);
-      std::fill_n(run_max.data(), M, neg_inf);
-      std::fill_n(run_sum.data(), M, 0.0f);
-      for (int b0 = j0; b0 < j_end; b0 += kKeys) {
-        const int cols = std::min(kKeys, j_end - b0);
-        // scores[M, cols] = s * Q[i0:i1] K_g[b0:b0 + cols]^T
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, cols, dh, scale, qs.data(), dh,
-                    k + int64_t(b0) * ldk + g * dh, ldk, 0.0f, scores.data(), cols);
-        for (int R = 0; R < M; ++R) {
-          const int i = i0 + R % rows;
-          // This row's visible keys within the block: [lo, hi].
-          const int lo = std::max(b0, window > 0 ? i - window + 1 : 0);
-          const int hi = std::min(b0 + cols - 1, c.causal ? i : n - 1);
-          float* row = scores.data() + int64_t(R) * cols;
-          if (lo > hi) {  // none: the row adds nothing from this block
-            std::fill_n(row, cols, 0.0f);
-            continue;
-          }
-          float* live = row + (lo - b0);
-          const int len = hi - lo + 1;
-          if (cap > 0)
-            for (int j = 0; j < len; ++j) live[j] = cap * std::tanh(live[j] / cap);
-          const float block_max = max_of(live, len);
-          if (block_max > run_max[R]) {  // rescale what the row has so far to the new max
-            const float shrink = std::exp(run_max[R] - block_max);  // 0 for the row's first keys
-            run_sum[R] *= shrink;
-            if (b0 > j0)  // the first block's product overwrites os: nothing to rescale yet
-              for (int e = 0; e < dh; ++e) os[int64_t(R) * dh + e] *= shrink;
-            run_max[R] = block_max;
-          }
-          run_sum[R] += exp_shifted_sum(live, len, run_max[R]);
-          std::fill(row, live, 0.0f);
-          std::fill(live + len, row + cols, 0.0f);
-        }
-        // os[M, d_h] += P V_g[b0:b0 + cols]  (the first block overwrites)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, dh, cols, 1.0f, scores.data(), cols,
-                    v + int64_t(b0) * ldk + g * dh, ldk, b0 == j0 ? 0.0f : 1.0f, os.data(), dh);
-      }
-      // Every row sees at least itself (causal) or every key (encoder): run_sum > 0.
-      for (int m = 0; m < group; ++m)
-        for (int r = 0; r < rows; ++r) {
-          const float* o = os.data() + (int64_t(m) * rows + r) * dh;
-          float* dst = out + int64_t(i0 + r) * ldq + (g * group + m) * dh;
-          const float inv = 1.0f / run_sum[m * rows + r];
-          for (int e = 0; e < dh; ++e) dst[e] = o[e] * inv;
-        }
-    }
-  }
-}
-
-void activate(MlpKind kind, float* a, const float* b, int64_t count) {
-  if (kind == MlpKind::GeluExact) {
-#pragma omp parallel for schedule(static) if (count > kParallelMin)
-    for (int64_t i = 0; i < count; ++i) a[i] = 0.5f * a[i] * (1.0f + std::erf(a[i] * 0.7071067811865476f));
-    return;
-  }
-  if (kind == MlpKind::Relu) {
-#pragma omp parallel for schedule(static) if (count > kParallelMin)
-    for (int64_t i = 0; i < count; ++i) a[i] = std::max(a[i], 0.0f);
-    return;
-  }
-  // gelu_new: 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3);
-  // SwiGLU: silu(gate) * up = gate sigmoid(gate) * up; GeGLU: gelu_new(gate) * up. Each is one exp
-  // per element, taken in chunks through the vector exp.
-  constexpr int64_t kChunk = 2048;
-#pragma omp parallel for schedule(static) if (count > kParallelMin)
-  for (int64_t first = 0; first < count; first += kChunk) {
-    float t[kChunk];
-    const int64_t len = std::min(kChunk, count - first);
-    float* x = a + first;
-    if (kind == MlpKind::SwiGLU)
-      for (int64_t i = 0; i < len; ++i) t[i] = -x[i];
-    else
-      for (int64_t i = 0; i < len; ++i) t[i] = -2.0f * 0.7978845608028654f * (x[i] + 0.044715f * x[i] * x[i] * x[i]);
-    exp_inplace(t, len);
-    if (kind == MlpKind::GeluTanh)
-      for (int64_t i = 0; i < len; ++i) x[i] = x[i] / (1.0f + t[i]);
-    else  // SwiGLU, GeGLU: activation(gate) * up
-      for (int64_t i = 0; i < len; ++i) x[i] = x[i] / (1.0f + t[i]) * b[first + i];
-  }
-}
-
-void add_into(float* h, const float* x, int64_t count) {
-#pragma omp parallel for schedule(static) if (count > kParallelMin)
-  for (int64_t i = 0; i < count; ++i) h[i] += x[i];
-}
-
-void check_finite(const float* p, int64_t count, int layer, const char* what, const Model& m) {
-  // x * 0 is 0 for every finite x and NaN for an Inf or a NaN: one vectorisable sum finds both.
-  float probe = 0.0f;
-#pragma omp parallel for simd reduction(+ : probe) schedule(static) if (count > kParallelMin)
-  for (int64_t i = 0; i < count; ++i) probe += p[i] * 0.0f;
-  if (probe != 0.0f)
-    throw input_error(m.path.string(), "non-finite values (NaN or Inf) in layer " + std::to_string(layer) + " " + what +
-                                           "; the checkpoint's weights or the input overflow float32");
-}
-
-}  // namespace
-
-void set_thread_count(int threads) {
-  g_threads = threads > 0 ? threads : omp_get_num_procs();
-  // All parallelism is attnspec's own (fixed tiles over OpenMP threads); every BLAS call is
-  // single-threaded, which keeps results independent of the thread count.
-  openblas_set_num_threads(1);
-  // OpenBLAS starts its worker pool when the library loads, and an idle worker spins in
-  // sched_yield for about 0.1 s before it sleeps, taking a core from attnspec's own threads at the
-  // start of every run. Nothing here uses the pool, so it is stopped (a later multi-threaded BLAS
-  // call, as in sgemm_gflops, starts it again).
-  if (blas_thread_shutdown_) blas_thread_shutdown_();
-  omp_set_num_threads(g_threads);
-}
-
-int thread_count() {
-  if (g_threads == 0) set_thread_count(0);
-  return g_threads;
-}
-
-void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
-             const std::function<void(const LayerActivations&)>& on_layer, ForwardTimes* times) {
+// h [n, d], the residual stream before layer 0. Row i is token ids[i]'s embedding row times
+// embed_scale (Gemma: sqrt(d)), plus BERT's token type 0, plus the learned position i (GPT-2,
+// OPT, BERT; rotary models put positions into Q and K instead). OPT's narrower embeddings of
+// width de go through project_in, h = e W_in^T, before the positions are added.
+std::vector<float> embed(const Model& model, std::span<const int32_t> ids, LayerWeights& w) {
   const ModelConfig& c = model.config;
   const TensorStore& store = *model.store;
-  thread_count();  // make sure BLAS and OpenMP agree on the count
   const int n = static_cast<int>(ids.size()), d = c.d_model;
-  const int qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
-  if (n == 0) throw InputError("empty window");
-  if (last_layer < 0 || last_layer >= c.n_layers) throw InputError("layer " + std::to_string(last_layer) + " out of range");
-  if (c.learned_positions && n > c.max_positions)
-    throw InputError("a window of " + std::to_string(n) + " tokens exceeds the model's " +
-                     std::to_string(c.max_positions) + " learned positions");
-  ForwardTimes local;
-  ForwardTimes& t = times ? *times : local;
-
-  // h[n, d]: the residual stream, from token embeddings (times embed_scale, through OPT's
-  // project_in when the embedding is narrower) plus learned positions.
-  auto t0 = Clock::now();
   std::vector<float> h(size_t(n) * d), row(d);
   const TensorView& embed = store.at(model.embed);
   const TensorView* pos = c.learned_positions ? &store.at(model.pos_embed) : nullptr;
@@ -523,9 +61,8 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
     if (!type_row.empty())  // BERT: + token_type_embeddings[0] (one segment), before positions as transformers sums
       for (int j = 0; j < d; ++j) h[int64_t(i) * d + j] += type_row[j];
   }
-  LayerWeights w(store);
   if (projected) {
-    apply_linear(store, w, model.embed_proj, e.data(), n, de, h.data(), d);
+    linear(product(store, w, model.embed_proj, h.data(), d), e.data(), n, de);
     w.release();
   }
   if (pos)
@@ -533,173 +70,159 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
       pos->to_float32(row.data(), size_t(i + c.position_offset) * d, d);
       for (int j = 0; j < d; ++j) h[int64_t(i) * d + j] += row[j];
     }
-  t.widen += seconds_since(t0);
+  return h;
+}
 
+void check_finite(const Model& m, const float* p, int64_t count, int layer, const char* what) {
+  if (!all_finite(p, count))
+    throw input_error(m.path.string(), "non-finite values (NaN or Inf) in layer " + std::to_string(layer) + " " + what +
+                                           "; the checkpoint's weights or the input overflow float32");
+}
+
+}  // namespace
+
+void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
+             const std::function<void(const LayerActivations&)>& on_layer, ForwardTimes* times) {
+  const ModelConfig& c = model.config;
+  const TensorStore& store = *model.store;
+  thread_count();  // make sure BLAS and OpenMP agree on the count
+  const int n = static_cast<int>(ids.size()), d = c.d_model;
+  const int qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
+  if (n == 0) throw InputError("empty window");
+  if (last_layer < 0 || last_layer >= c.n_layers) throw InputError("layer " + std::to_string(last_layer) + " out of range");
+  if (c.learned_positions && n > c.max_positions)
+    throw InputError("a window of " + std::to_string(n) + " tokens exceeds the model's " +
+                     std::to_string(c.max_positions) + " learned positions");
+  ForwardTimes local;
+  ForwardTimes& t = times ? *times : local;
+
+  LayerWeights w(store);  // the current layer's weights as float32 (weights.h)
+  // out [n, d] = norm(in [n, d]) with the named weight and bias (LayerNorm or RMSNorm, by family).
+  const NormSpec norm_spec{c.norm, c.norm_eps, c.norm_plus_one};
+  auto norm = [&](const std::string& weight, const std::string& bias, const float* in, float* out) {
+    norm_rows(norm_spec, w.get(weight), w.get(bias), in, out, n, d, d);
+  };
+  // The product y = x W^T + b of `s`, into y with rows ldy apart.
+  auto job = [&](const LinearSpec& s, float* y, int64_t ldy) { return product(store, w, s, y, ldy); };
+
+  // ---- Embeddings: h [n, d] -------------------------------------------------------------------
+  auto t0 = Clock::now();
+  std::vector<float> h = embed(model, ids, w);
+  t.widen += seconds_since(t0);
   if (!model.embed_norm_weight.empty()) {  // BERT: LayerNorm of the summed embeddings
     t0 = Clock::now();
-    normalise(c, w.get(model.embed_norm_weight), w.get(model.embed_norm_bias), h.data(), h.data(), n);
+    norm(model.embed_norm_weight, model.embed_norm_bias, h.data(), h.data());
     w.release();
     t.norm += seconds_since(t0);
   }
 
+  // x [n, d]: a block's input; y [n, d]: a block's output; q [n, qd], k and v [n, kvd]; att [n, qd].
   std::vector<float> x(size_t(n) * d), y(size_t(n) * d), q(size_t(n) * qd), k(size_t(n) * kvd), v(size_t(n) * kvd),
       att(size_t(n) * qd);
   std::vector<float> ff, ff2, z;
-  // MLP of x into out (both [n, d]).
+  // The MLP, in [n, d] -> out [n, d], through ff [n, f] (each product with its bias, if any):
+  //   gated (SwiGLU, GeGLU): out = (act(in W_gate^T) * in W_up^T) W_down^T
+  //   plain (GELU, ReLU):    out = act(in W_up^T) W_down^T
+  // then, for Gemma2/3, out = norm(out).
   auto mlp = [&](const LayerSpec& L, const float* in, float* out) {
     ff.resize(size_t(n) * c.d_ff);
     if (c.mlp == MlpKind::SwiGLU || c.mlp == MlpKind::GeGLU) {
       ff2.resize(ff.size());
-      apply_linears(store, w, {{L.up, ff.data(), c.d_ff}, {L.gate, ff2.data(), c.d_ff}}, in, n, d);
-      activate(c.mlp, ff2.data(), ff.data(), int64_t(n) * c.d_ff);
-      apply_linear(store, w, L.down, ff2.data(), n, c.d_ff, out, d);
+      linears({job(L.up, ff.data(), c.d_ff), job(L.gate, ff2.data(), c.d_ff)}, in, n, d);
+      activate(c.mlp, ff2.data(), ff.data(), int64_t(n) * c.d_ff);  // ff2 = act(gate) * up
+      linear(job(L.down, out, d), ff2.data(), n, c.d_ff);
     } else {
-      apply_linear(store, w, L.up, in, n, d, ff.data(), c.d_ff);
+      linear(job(L.up, ff.data(), c.d_ff), in, n, d);
       activate(c.mlp, ff.data(), nullptr, int64_t(n) * c.d_ff);
-      apply_linear(store, w, L.down, ff.data(), n, c.d_ff, out, d);
+      linear(job(L.down, out, d), ff.data(), n, c.d_ff);
     }
-    if (!L.mlp_out_norm_weight.empty()) normalise(c, w.get(L.mlp_out_norm_weight), nullptr, out, out, n);
+    if (!L.mlp_out_norm_weight.empty()) norm(L.mlp_out_norm_weight, "", out, out);
   };
+
   for (int l = 0; l <= last_layer; ++l) {
     const LayerSpec& L = model.layers[l];
     const bool last = l == last_layer;
 
+    // ---- Attention block ----------------------------------------------------------------------
+    // Its input: x = norm1(h) (pre-norm), or h itself (post-norm: BERT, OPT-350m).
     t0 = Clock::now();
-    if (c.post_norm) std::copy(h.begin(), h.end(), x.begin());  // post-norm: attention sees h itself
-    else normalise(c, w.get(L.attn_norm_weight), w.get(L.attn_norm_bias), h.data(), x.data(), n);
+    if (c.post_norm) std::copy(h.begin(), h.end(), x.begin());
+    else norm(L.attn_norm_weight, L.attn_norm_bias, h.data(), x.data());
     t.norm += seconds_since(t0);
 
+    // q = x W_q^T + b_q, k = x W_k^T + b_k, v = x W_v^T + b_v; head h of q is columns
+    // h d_h .. (h + 1) d_h. The last layer's v is never read.
     t0 = Clock::now();
-    // q [n, H*d_h], k and v [n, G*d_h]
-    if (last) apply_linears(store, w, {{L.q, q.data(), qd}, {L.k, k.data(), kvd}}, x.data(), n, d);
-    else apply_linears(store, w, {{L.q, q.data(), qd}, {L.k, k.data(), kvd}, {L.v, v.data(), kvd}}, x.data(), n, d);
+    if (last) linears({job(L.q, q.data(), qd), job(L.k, k.data(), kvd)}, x.data(), n, d);
+    else linears({job(L.q, q.data(), qd), job(L.k, k.data(), kvd), job(L.v, v.data(), kvd)}, x.data(), n, d);
     t.qkv += seconds_since(t0);
 
-    if (c.qk_norm) {  // each head's d_h values normalised on their own
+    // Qwen3, Gemma3: each head's d_h values RMS-normalised on their own, with a weight [d_h].
+    if (c.qk_norm) {
       t0 = Clock::now();
-      normalise_rows(c, w.get(L.q_norm_weight), nullptr, q.data(), q.data(), n * c.n_heads, c.head_dim, c.head_dim);
-      normalise_rows(c, w.get(L.k_norm_weight), nullptr, k.data(), k.data(), n * c.n_kv_heads, c.head_dim, c.head_dim);
+      norm_rows(norm_spec, w.get(L.q_norm_weight), nullptr, q.data(), q.data(), n * c.n_heads, c.head_dim, c.head_dim);
+      norm_rows(norm_spec, w.get(L.k_norm_weight), nullptr, k.data(), k.data(), n * c.n_kv_heads, c.head_dim,
+                c.head_dim);
       t.norm += seconds_since(t0);
     }
+    // Rotary positions: in each head of q and k, the pair of dims (j, j + r/2) of token i turns
+    // by the angle i * inv_freq[j] (Gemma3's local layers have their own frequencies).
     if (c.rotary_dim > 0) {
       t0 = Clock::now();
       const bool local = !c.inv_freq_sliding.empty() && c.local_rope[l];
-      const std::vector<float>& inv_freq = local ? c.inv_freq_sliding : c.inv_freq;
-      apply_rope(c, inv_freq, q.data(), n, c.n_heads);
-      apply_rope(c, inv_freq, k.data(), n, c.n_kv_heads);
+      const RopeSpec rs{(local ? c.inv_freq_sliding : c.inv_freq).data(), c.rotary_dim, c.head_dim,
+                        c.rope_attention_scaling};
+      rope(rs, q.data(), n, c.n_heads);
+      rope(rs, k.data(), n, c.n_kv_heads);
       t.rope += seconds_since(t0);
     }
-    check_finite(x.data(), int64_t(n) * d, l, "attention input", model);
-    check_finite(q.data(), int64_t(n) * qd, l, "queries", model);
-    check_finite(k.data(), int64_t(n) * kvd, l, "keys", model);
 
+    // x, q and k are what the caller measures: Q and K exactly as the softmax consumes them.
+    check_finite(model, x.data(), int64_t(n) * d, l, "attention input");
+    check_finite(model, q.data(), int64_t(n) * qd, l, "queries");
+    check_finite(model, k.data(), int64_t(n) * kvd, l, "keys");
     t0 = Clock::now();
     on_layer(LayerActivations{l, n, x.data(), q.data(), k.data()});
     t.callback += seconds_since(t0);
     if (last) break;  // nothing after the last analysed layer's Q and K is needed
 
+    // att_h = softmax(cap(s q_h k_g^T) + mask) v_g for each query head h and its KV head
+    // g = h / (H / G); the mask hides keys after the query (causal) and, in a sliding-window
+    // layer, keys W or more tokens before it. Encoders see every key.
     t0 = Clock::now();
-    attention(c, l, q.data(), k.data(), v.data(), att.data(), n);
+    const AttentionSpec as{c.n_heads, c.n_kv_heads, c.head_dim, static_cast<float>(c.softmax_scale[l]),
+                           static_cast<float>(c.attn_softcap), c.causal, c.causal ? c.sliding_window[l] : 0};
+    attention(as, q.data(), k.data(), v.data(), att.data(), n);
     t.attention += seconds_since(t0);
 
+    // The block's output y = att W_o^T + b_o (Gemma2/3: then normalised).
     t0 = Clock::now();
-    apply_linear(store, w, L.o, att.data(), n, qd, y.data(), d);  // y: the attention block's output
-    if (!L.attn_out_norm_weight.empty()) normalise(c, w.get(L.attn_out_norm_weight), nullptr, y.data(), y.data(), n);
+    linear(job(L.o, y.data(), d), att.data(), n, qd);
+    if (!L.attn_out_norm_weight.empty()) norm(L.attn_out_norm_weight, "", y.data(), y.data());
     t.out_proj += seconds_since(t0);
 
+    // ---- Residual and MLP block, in the family's wiring ---------------------------------------
     t0 = Clock::now();
-    if (c.parallel_residual) {  // h + attn(norm1(h)) + mlp(norm2(h)), with the h before either
-      normalise(c, w.get(L.mlp_norm_weight), w.get(L.mlp_norm_bias), h.data(), x.data(), n);
+    if (c.parallel_residual) {  // GPT-NeoX: h = h + attn(norm1(h)) + mlp(norm2(h)), both from the same h
+      norm(L.mlp_norm_weight, L.mlp_norm_bias, h.data(), x.data());
       z.resize(size_t(n) * d);
       mlp(L, x.data(), z.data());
-      const int64_t count = int64_t(n) * d;
-#pragma omp parallel for schedule(static) if (count > kParallelMin)
-      for (int64_t i = 0; i < count; ++i) h[i] = z[i] + y[i] + h[i];  // transformers' order of the sum
-    } else if (c.post_norm) {  // h = norm1(h + attn(h)); h = norm2(h + mlp(h))
+      add_parallel_residual(h.data(), y.data(), z.data(), int64_t(n) * d);
+    } else if (c.post_norm) {  // BERT, OPT-350m: h = norm1(h + attn(h)); h = norm2(h + mlp(h))
       add_into(h.data(), y.data(), int64_t(n) * d);
-      normalise(c, w.get(L.attn_norm_weight), w.get(L.attn_norm_bias), h.data(), h.data(), n);
+      norm(L.attn_norm_weight, L.attn_norm_bias, h.data(), h.data());
       mlp(L, h.data(), y.data());
       add_into(h.data(), y.data(), int64_t(n) * d);
-      normalise(c, w.get(L.mlp_norm_weight), w.get(L.mlp_norm_bias), h.data(), h.data(), n);
-    } else {
+      norm(L.mlp_norm_weight, L.mlp_norm_bias, h.data(), h.data());
+    } else {  // pre-norm: h = h + attn(norm1(h)); h = h + mlp(norm2(h))
       add_into(h.data(), y.data(), int64_t(n) * d);
-      normalise(c, w.get(L.mlp_norm_weight), w.get(L.mlp_norm_bias), h.data(), x.data(), n);
+      norm(L.mlp_norm_weight, L.mlp_norm_bias, h.data(), x.data());
       mlp(L, x.data(), y.data());
       add_into(h.data(), y.data(), int64_t(n) * d);
     }
     t.mlp += seconds_since(t0);
-    w.release();
+    w.release();  // the layer's float32 copies go (weights.h)
   }
-}
-
-namespace {
-
-ProjectionHeads projection_heads(const Model& model, const LinearSpec& s, int heads) {
-  const TensorView& t = model.store->at(s.weight);
-  const int64_t d = s.in, dh = model.config.head_dim, rows = int64_t(heads) * dh;
-  ProjectionHeads p;
-  p.head.resize(heads);
-  const float* direct = t.direct_float32();
-  if (s.in_out_layout) {  // [in, out_total]: input c is a row, the outputs are its columns
-    const int64_t ld = t.shape[1];
-    p.row_step = 1;
-    if (direct) {
-      p.col_step = ld;
-      for (int h = 0; h < heads; ++h) p.head[h] = direct + s.col_offset + h * dh;
-      return p;
-    }
-    p.col_step = rows;
-    p.widened.resize(size_t(d * rows));
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < d; ++c)
-      t.to_float32(p.widened.data() + c * rows, size_t(c * ld + s.col_offset), size_t(rows));
-  } else {  // [out, in]: each output row is contiguous over the inputs
-    p.col_step = 1;
-    p.row_step = d;
-    // In place when each head's rows are stored consecutively (fused weights interleave heads).
-    bool consecutive = direct != nullptr;
-    for (int h = 0; h < heads && consecutive; ++h)
-      consecutive = s.stored_row(h * dh + dh - 1) == s.stored_row(h * dh) + dh - 1;
-    if (consecutive) {
-      for (int h = 0; h < heads; ++h) p.head[h] = direct + s.stored_row(h * dh) * d;
-      return p;
-    }
-    p.widened.resize(size_t(rows * d));
-#pragma omp parallel for schedule(static)
-    for (int64_t j = 0; j < rows; ++j) t.to_float32(p.widened.data() + j * d, size_t(s.stored_row(j) * d), size_t(d));
-  }
-  for (int h = 0; h < heads; ++h) p.head[h] = p.widened.data() + h * dh * (s.in_out_layout ? 1 : d);
-  return p;
-}
-
-}  // namespace
-
-void map_layer_weights(const Model& model, int last_layer) { LayerWeights::map_layers(model, last_layer); }
-
-ProjectionHeads query_heads(const Model& model, int layer) {
-  return projection_heads(model, model.layers[layer].q, model.config.n_heads);
-}
-
-ProjectionHeads key_heads(const Model& model, int layer) {
-  return projection_heads(model, model.layers[layer].k, model.config.n_kv_heads);
-}
-
-}  // namespace attnspec
-
-namespace attnspec {
-
-double sgemm_gflops(int size, int threads, int repeats) {
-  std::vector<float> a(size_t(size) * size, 1.0f), b(size_t(size) * size, 0.5f), c(size_t(size) * size);
-  openblas_set_num_threads(threads);
-  double best = 1e300;
-  for (int r = 0; r <= repeats; ++r) {  // the first product warms up
-    const auto t0 = Clock::now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, size, size, size, 1.0f, a.data(), size, b.data(), size, 0.0f,
-                c.data(), size);
-    if (r > 0) best = std::min(best, seconds_since(t0));
-  }
-  openblas_set_num_threads(1);
-  return 2.0 * size * size * double(size) / best / 1e9;
 }
 
 }  // namespace attnspec

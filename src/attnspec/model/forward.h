@@ -5,6 +5,8 @@
 //   X = h;  Q, K, V = X W^T + b;  [hand X, Q, K to the caller]
 //   h = norm1(h + softmax(s Q K^T) V W_o^T);  h = norm2(h + MLP(h))
 // in float32 on BLAS, up to the last layer the caller asks for. The LM head is never computed.
+// forward.cpp holds the layer loop, kernels.cpp its arithmetic and the thread count, weights.cpp
+// the widening of weights to float32, their residency and the projection heads below.
 #pragma once
 
 #include <cstdint>
