@@ -1,11 +1,9 @@
-// TensorView's Q8_0 blocks and row permutations, the RoPE pair permutation, and the score-merge
-// encoder on a hand-made vocabulary.
+// TensorView's Q8_0 blocks and row permutations, and the RoPE pair permutation.
 #include <gtest/gtest.h>
 
 #include <cstring>
 
 #include "attnspec/io/checkpoint_file.h"
-#include "attnspec/tokenize/score_merge.h"
 
 namespace attnspec {
 namespace {
@@ -57,21 +55,6 @@ TEST(RotateHalfRows, MatchesHuggingFacePermute) {
   // HF's permute: W.reshape(H, d/2, 2, D).transpose(1, 2): HF row h*d + t*d/2 + i = stored h*d + 2i + t.
   const auto perm = rotate_half_rows(2, 8);
   EXPECT_EQ(*perm, (std::vector<int64_t>{0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15}));
-}
-
-TEST(ScoreMergeEncoder, BestScoreFirstLeftmostOnTies) {
-  //                 0        1    2    3    4     5     6      7
-  std::vector<std::string> pieces = {"<unk>", " ", "a", "b", "ab", " a", " ab", "<0x41>"};
-  std::vector<float> scores = {0, 0, 0, 0, -1, -2, -0.5f, 0};
-  ScoreMergeEncoder enc(pieces, scores, " ", true, 0);
-  // " ab": " a" (-2) vs "ab" (-1): "ab" first, then " ab" (-0.5).
-  EXPECT_EQ(enc.encode("ab"), (std::vector<int32_t>{6}));
-  // "abab" -> " " a b a b: both "ab" pairs tie; the leftmost merges first, then " ab".
-  EXPECT_EQ(enc.encode("abab"), (std::vector<int32_t>{6, 4}));
-  // "A" has no piece: byte fallback <0x41>; "é" has no byte pieces: unk per byte.
-  EXPECT_EQ(enc.encode("A"), (std::vector<int32_t>{1, 7}));
-  EXPECT_EQ(enc.encode("\xC3\xA9"), (std::vector<int32_t>{1, 0, 0}));
-  EXPECT_TRUE(enc.encode("").empty());
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // GGUF files: parsing (bounds-checked throughout), the model they hold described as a Hugging
-// Face config with Hugging Face tensor names, and the tokenizer in their metadata.
+// Face config with Hugging Face tensor names, and the tokenizer metadata they carry, as data.
 #include "attnspec/io/gguf.h"
 
 #include <algorithm>
@@ -8,8 +8,7 @@
 
 #include "attnspec/common/error.h"
 #include "attnspec/io/checkpoint_file.h"
-#include "attnspec/tokenize/file_tokenizers.h"
-#include "attnspec/tokenize/score_merge.h"
+#include "attnspec/io/mapped_file.h"
 
 namespace attnspec {
 namespace {
@@ -476,47 +475,16 @@ FileCheckpoint open_gguf(const std::filesystem::path& path) { return read_gguf(s
 
 // --- The tokenizer in the metadata -----------------------------------------------------------
 
-namespace {
-
-// Pre-tokenizers of tokenizer.ggml.pre, as the matching tokenizer.json files describe them.
-nlohmann::json pre_tokenizer_for(const std::string& pre, const std::string& where) {
-  using nlohmann::json;
-  const std::string gpt4_style = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}";
-  auto split_then_bytes = [&](const std::string& numbers, bool trim) {
-    return json{{"type", "Sequence"},
-                {"pretokenizers",
-                 {{{"type", "Split"},
-                   {"pattern", {{"Regex", gpt4_style + numbers + "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
-                   {"behavior", "Isolated"},
-                   {"invert", false}},
-                  {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", trim}, {"use_regex", false}}}}};
-  };
-  if (pre == "gpt-2" || pre == "default")
-    return {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
-  if (pre == "llama-bpe" || pre == "llama3") return split_then_bytes("{1,3}", true);
-  if (pre == "qwen2") return split_then_bytes("", false);
-  // SmolLM's tokenizer.json: every digit its own piece, then GPT-2's byte-level split (llama.cpp's
-  // "smollm" regexes \p{N} then GPT-2's say the same).
-  if (pre == "smollm")
-    return {{"type", "Sequence"},
-            {"pretokenizers",
-             {{{"type", "Digits"}, {"individual_digits", true}},
-              {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}}}};
-  throw input_error(where, "GGUF tokenizer.ggml.pre '" + pre + "' is not supported (gpt-2, llama-bpe, qwen2, smollm)");
-}
-
-}  // namespace
-
-std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::filesystem::path& path) {
-  const std::string where = path.string();
-  MappedFile file(path);
-  const GgufFile f = parse_gguf(file.data(), file.size(), where);
+GgufTokenizerData gguf_tokenizer_data(const GgufFile& f, const std::string& where) {
   const Meta m(f, where, "");
   const std::string model = m.string("tokenizer.ggml.model", "");
   if (model.empty()) throw input_error(where, "GGUF file has no tokenizer (tokenizer.ggml.model); pass --tokenizer or --token-ids");
   const auto* tokens = m.array("tokenizer.ggml.tokens", &nlohmann::json::is_string);
   if (!tokens || tokens->empty()) throw input_error(where, "GGUF tokenizer lacks tokenizer.ggml.tokens");
-  const int64_t n = int64_t(tokens->size());
+  GgufTokenizerData t;
+  t.tokens.reserve(tokens->size());
+  for (const auto& token : *tokens) t.tokens.push_back(token.get<std::string>());
+  const int64_t n = int64_t(t.tokens.size());
   auto special_id = [&](const char* key) -> std::optional<int32_t> {
     const auto* v = m.find(key);
     if (!v) return std::nullopt;
@@ -524,69 +492,45 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::filesystem::path& path
     if (id < 0 || id >= n) throw input_error(where, std::string("GGUF ") + key + " " + std::to_string(id) + " is not a token id");
     return int32_t(id);
   };
-  const auto bos = special_id("tokenizer.ggml.bos_token_id"), eos = special_id("tokenizer.ggml.eos_token_id");
-  const auto unk = special_id("tokenizer.ggml.unknown_token_id");
-  const bool spm = model == "llama";
-  std::vector<int32_t> prefix, suffix;
+  t.bos = special_id("tokenizer.ggml.bos_token_id");
+  t.eos = special_id("tokenizer.ggml.eos_token_id");
+  t.unk = special_id("tokenizer.ggml.unknown_token_id");
   // llama.cpp's defaults: SentencePiece vocabularies add BOS, byte-level BPE ones do not.
-  if (m.boolean("tokenizer.ggml.add_bos_token", spm)) {
-    if (!bos) throw input_error(where, "GGUF add_bos_token is set but tokenizer.ggml.bos_token_id is not");
-    prefix.push_back(*bos);
+  t.add_bos = m.boolean("tokenizer.ggml.add_bos_token", model == "llama");
+  if (t.add_bos && !t.bos) throw input_error(where, "GGUF add_bos_token is set but tokenizer.ggml.bos_token_id is not");
+  t.add_eos = m.boolean("tokenizer.ggml.add_eos_token", false);
+  if (t.add_eos && !t.eos) throw input_error(where, "GGUF add_eos_token is set but tokenizer.ggml.eos_token_id is not");
+  if (const auto* types = m.array("tokenizer.ggml.token_type", &nlohmann::json::is_number_integer)) {
+    if (int64_t(types->size()) != n) throw input_error(where, "GGUF token_type and tokens differ in length");
+    t.token_types.reserve(types->size());
+    for (const auto& type : *types) t.token_types.push_back(type.get<int64_t>());
   }
-  if (m.boolean("tokenizer.ggml.add_eos_token", false)) {
-    if (!eos) throw input_error(where, "GGUF add_eos_token is set but tokenizer.ggml.eos_token_id is not");
-    suffix.push_back(*eos);
-  }
-  const auto* types = m.array("tokenizer.ggml.token_type", &nlohmann::json::is_number_integer);
-  if (types && int64_t(types->size()) != n) throw input_error(where, "GGUF token_type and tokens differ in length");
-
-  if (spm) {
-    const auto* scores = m.array("tokenizer.ggml.scores", &nlohmann::json::is_number);
-    if (scores && int64_t(scores->size()) != n) throw input_error(where, "GGUF scores and tokens differ in length");
-    std::vector<std::string> pieces;
-    std::vector<float> s;
-    pieces.reserve(n);
-    for (int64_t i = 0; i < n; ++i) {
-      pieces.push_back((*tokens)[i].get<std::string>());
-      s.push_back(scores ? (*scores)[i].get<float>() : 0.0f);
+  if (model == "llama") {
+    t.model = GgufTokenizerModel::Llama;
+    if (const auto* scores = m.array("tokenizer.ggml.scores", &nlohmann::json::is_number)) {
+      if (int64_t(scores->size()) != n) throw input_error(where, "GGUF scores and tokens differ in length");
+      t.scores.reserve(scores->size());
+      for (const auto& score : *scores) t.scores.push_back(score.get<float>());
     }
-    // Control tokens (type 3: <s>, Gemma's <start_of_turn>) and user-defined ones (type 4: Gemma's
-    // runs of spaces and tabs) are matched whole in the raw text, as HF's added tokens and
-    // llama.cpp's special-token partition match them.
-    std::vector<AddedToken> added;
-    for (int64_t i = 0; types && i < n; ++i) {
-      const int64_t type = (*types)[i].get<int64_t>();
-      if ((type == 3 || type == 4) && !pieces[i].empty())
-        added.push_back({.content = pieces[i], .id = int32_t(i), .special = type == 3, .normalized = false});
-    }
-    ScoreMergeEncoder encoder(std::move(pieces), std::move(s), "\xE2\x96\x81",
-                              m.boolean("tokenizer.ggml.add_space_prefix", true), unk.value_or(0));
-    return make_score_merge_tokenizer(std::move(encoder), std::move(prefix), std::move(suffix),
-                                      "SentencePiece score-merge BPE, " + std::to_string(n) + " tokens (GGUF)",
-                                      std::move(added));
+    t.add_space_prefix = m.boolean("tokenizer.ggml.add_space_prefix", true);
+    return t;
   }
   if (model == "gpt2") {
-    // Described as the tokenizer.json it came from: BPE vocab and merges, the pre-tokenizer named
-    // by tokenizer.ggml.pre, control tokens as special added tokens.
-    nlohmann::json vocab = nlohmann::json::object(), added = nlohmann::json::array();
-    for (int64_t i = 0; i < n; ++i) {
-      const std::string& t = (*tokens)[i].get_ref<const std::string&>();
-      vocab[t] = i;
-      const int64_t type = types ? (*types)[i].get<int64_t>() : 1;
-      if (type == 3 || type == 4)  // CONTROL, USER_DEFINED
-        added.push_back({{"id", i}, {"content", t}, {"special", type == 3}, {"normalized", false}});
-    }
+    t.model = GgufTokenizerModel::Gpt2;
     const auto* merges = m.array("tokenizer.ggml.merges", &nlohmann::json::is_string);
     if (!merges) throw input_error(where, "GGUF gpt2 tokenizer lacks tokenizer.ggml.merges");
-    const std::string pre = m.string("tokenizer.ggml.pre", "default");
-    nlohmann::json j = {{"model", {{"type", "BPE"}, {"vocab", std::move(vocab)}, {"merges", *merges}}},
-                        {"pre_tokenizer", pre_tokenizer_for(pre, where)},
-                        {"normalizer", pre == "qwen2" ? nlohmann::json{{"type", "NFC"}} : nlohmann::json()},
-                        {"added_tokens", std::move(added)}};
-    return bpe_tokenizer_from_json(j, where, std::move(prefix), std::move(suffix),
-                                   "byte-level BPE, " + std::to_string(n) + " tokens (GGUF, pre " + pre + ")");
+    t.merges.reserve(merges->size());
+    for (const auto& merge : *merges) t.merges.push_back(merge.get<std::string>());
+    t.pre = m.string("tokenizer.ggml.pre", "default");
+    return t;
   }
   throw input_error(where, "GGUF tokenizer model '" + model + "' is not supported (llama, gpt2)");
+}
+
+GgufTokenizerData read_gguf_tokenizer(const std::filesystem::path& path) {
+  const std::string where = path.string();
+  MappedFile file(path);
+  return gguf_tokenizer_data(parse_gguf(file.data(), file.size(), where), where);
 }
 
 }  // namespace attnspec

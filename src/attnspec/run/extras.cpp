@@ -12,35 +12,12 @@
 #include <tuple>
 
 #include "attnspec/common/error.h"
-#include "attnspec/common/format.h"
 #include "attnspec/run/analysis.h"
+#include "attnspec/run/columns.h"
 #include "attnspec/spectra/field_factors.h"
 
 namespace attnspec {
 namespace {
-
-std::string fmt(double v) { return format_number(v); }
-
-// A k_tau that the computed values did not reach (Lanczos capped) is written as nan.
-std::string fmt_k(int k) { return k < 0 ? "nan" : std::to_string(k); }
-
-std::string tau_name(double tau) { return "k" + std::to_string(int(std::lround(tau * 100))); }
-
-// The summary block every extra spectrum gets: k90, erank, the other k_tau, participation
-// ratio, stable rank, sigma_1 (the order of heads.csv's own columns).
-std::string summary_header(const std::string& obj) {
-  std::string h = ",k90_" + obj + ",erank_" + obj;
-  for (double tau : kTaus)
-    if (tau != 0.9) h += "," + tau_name(tau) + "_" + obj;
-  return h + ",participation_ratio_" + obj + ",stable_rank_" + obj + ",sigma1_" + obj;
-}
-
-std::string summary_columns(const SpectrumSummary& s, const std::vector<double>& sigma) {
-  std::string out = "," + fmt_k(s.k90()) + "," + fmt(s.effective_rank);
-  for (size_t t = 0; t < kTaus.size(); ++t)
-    if (kTaus[t] != 0.9) out += "," + fmt_k(s.k_tau[t]);
-  return out + "," + fmt(s.participation_ratio) + "," + fmt(s.stable_rank) + "," + fmt(sigma.empty() ? 0.0 : sigma[0]);
-}
 
 Spectrum make_spectrum(std::vector<double> sigma, int n) {
   Spectrum s;
@@ -48,15 +25,6 @@ Spectrum make_spectrum(std::vector<double> sigma, int n) {
   s.rank = numerical_rank(sigma, n);
   s.sigma = std::move(sigma);
   return s;
-}
-
-const char* const kDataObjects[] = {"keys", "queries", "queries_centred"};
-
-double quantile(const std::vector<double>& sorted, double p) {
-  const double h = (sorted.size() - 1) * p;
-  const size_t lo = static_cast<size_t>(std::floor(h));
-  const size_t hi = std::min(lo + 1, sorted.size() - 1);
-  return sorted[lo] + (h - lo) * (sorted[hi] - sorted[lo]);
 }
 
 }  // namespace
@@ -177,74 +145,17 @@ size_t extras_bytes(const AnalysisOptions& o, int n) {
   return b;
 }
 
-std::string extra_heads_header(const AnalysisOptions& o) {
-  std::string h;
-  if (o.capped) h += summary_header("field_capped") + (o.causal_field() ? summary_header("causal_capped") : "");
-  if (o.causal_field())
-    h += summary_header("causal") +
-         ",variance_causal,rank_causal,causal_method,causal_values,causal_unexplained,causal_residual,causal_k_exact,"
-         "k90_causal_lower,k99_causal_lower";
-  if (o.data_side)
-    for (const char* obj : kDataObjects) h += summary_header(obj) + ",rank_" + obj;
-  if (o.invariants)
-    h += ",row_sum_residual,max_abs_field,rank_field,col_participation,col_top1pct_share,col_top_position,"
-         "key_coherence,key_coherence_position,key_rank";
-  return h;
-}
-
-std::string extra_heads_columns(const AnalysisOptions& o, const HeadResult& r) {
-  std::string out;
-  const HeadExtras& e = r.extras;
-  if (o.capped) {
-    out += summary_columns(r.field_capped.summary, r.field_capped.sigma);
-    if (o.causal_field()) out += summary_columns(r.causal_capped.summary, r.causal_capped.sigma);
-  }
-  if (o.causal_field()) {
-    const CausalSpectrum& cs = e.causal;
-    const double unexplained_share = cs.variance > 0 ? cs.unexplained / cs.variance : 0.0;
-    out += summary_columns(cs.summary, cs.sigma) + "," + fmt(cs.variance) + "," + std::to_string(cs.numerical_rank) +
-           "," + cs.method + "," + std::to_string(cs.complete ? int(cs.sigma.size()) : cs.krylov_dim) + "," +
-           fmt(unexplained_share) + "," + fmt(cs.residual) + "," + (cs.k_tau_exact ? "1" : "0") + "," +
-           std::to_string(cs.k_tau_lower[2]) + "," + std::to_string(cs.k_tau_lower.back());
-  }
-  if (o.data_side)
-    for (const Spectrum* s : {&e.keys, &e.queries, &e.queries_centred})
-      out += summary_columns(s->summary, s->sigma) + "," + std::to_string(s->rank);
-  if (o.invariants) {
-    const FieldInvariants& v = e.invariants;
-    out += "," + fmt(v.row_sum_residual) + "," + fmt(v.max_abs) + "," + std::to_string(v.rank) + "," +
-           fmt(v.col_participation) + "," + fmt(v.col_top1pct_share) + "," + std::to_string(v.col_top_position) + "," +
-           fmt(v.key_coherence) + "," + std::to_string(v.key_coherence_position) + "," + std::to_string(v.key_rank);
-  }
-  return out;
-}
-
-void add_extra_spectra(const AnalysisOptions& o, const HeadResult& r, nlohmann::json& row) {
-  if (o.capped) row["field_capped"] = r.field_capped.sigma;
-  if (o.capped && o.causal_field()) row["causal_capped"] = r.causal_capped.sigma;
-  if (o.causal_field()) row["causal"] = r.extras.causal.sigma;
-  if (o.data_side) {
-    row["keys"] = r.extras.keys.sigma;
-    row["queries"] = r.extras.queries.sigma;
-    row["queries_centred"] = r.extras.queries_centred.sigma;
-  }
-}
-
-std::string layers_csv_header() { return "window,layer,n,d" + summary_header("input") + ",rank_input\n"; }
+std::string layers_csv_header() { return csv_header(layer_columns()); }
 
 std::string layers_csv_rows(const WindowResult& w) {
   std::string out;
-  for (const LayerExtras& L : w.layers)
-    out += std::to_string(w.window) + "," + std::to_string(L.layer) + "," + std::to_string(L.n) + "," +
-           std::to_string(L.d) + summary_columns(L.input.summary, L.input.sigma) + "," + std::to_string(L.input.rank) +
-           "\n";
+  for (const LayerExtras& L : w.layers) append_csv_row(out, layer_columns(), {w.window, L});
   return out;
 }
 
 std::string layers_jsonl_rows(const WindowResult& w) {
   std::string out;
-  for (const LayerExtras& L : w.layers)
-    out += nlohmann::json({{"window", w.window}, {"layer", L.layer}, {"input", L.input.sigma}}).dump() + "\n";
+  for (const LayerExtras& L : w.layers) out += json_row(layer_spectra_fields(), {w.window, L}).dump() + "\n";
   return out;
 }
 
@@ -283,22 +194,17 @@ CsvTable parse_csv(const std::string& text) {
 std::string head_summary_csv(const std::string& heads_csv) {
   const CsvTable t = parse_csv(heads_csv);
   const int cl = t.column("layer"), ch = t.column("head"), cg = t.column("kv_head"), cw = t.column("k90_weights");
-  std::vector<std::string> metrics = {"k90_field"};
-  if (t.column("k90_causal") >= 0) metrics.push_back("k90_causal");
-  std::string out = "layer,head,kv_head,windows,k90_weights";
-  for (const auto& m : metrics)
-    for (const char* stat : {"median", "q25", "q75", "iqr", "min", "max"}) out += "," + m + "_" + stat;
-  out += "\n";
+  // The heads.csv columns spread per head; those an option adds only when heads.csv holds them.
+  std::vector<std::string> metrics;
+  for (const auto& c : heads_columns())
+    if (c.spread_per_head && (c.added_by == AddedBy::Always || t.column(c.name) >= 0)) metrics.push_back(c.name);
+  const Columns<HeadSummaryRow> columns = head_summary_columns(metrics);
+  std::string out = csv_header(columns);
   if (cl < 0 || ch < 0) return out;
-  struct Acc {
-    std::string kv_head, k90_weights;
-    int windows = 0;
-    std::vector<std::vector<double>> values;
-  };
-  std::map<std::pair<int, int>, Acc> heads;
+  std::map<std::pair<int, int>, HeadSummaryRow> heads;
   for (const auto& row : t.rows) {
     if (int(row.size()) != int(t.header.size())) continue;
-    Acc& acc = heads[{std::stoi(row[cl]), std::stoi(row[ch])}];
+    HeadSummaryRow& acc = heads[{std::stoi(row[cl]), std::stoi(row[ch])}];
     acc.values.resize(metrics.size());
     acc.kv_head = cg >= 0 ? row[cg] : "";
     acc.k90_weights = cw >= 0 ? row[cw] : "";
@@ -309,26 +215,12 @@ std::string head_summary_csv(const std::string& heads_csv) {
     }
   }
   for (auto& [key, acc] : heads) {
-    out += std::to_string(key.first) + "," + std::to_string(key.second) + "," + acc.kv_head + "," +
-           std::to_string(acc.windows) + "," + acc.k90_weights;
-    for (auto& v : acc.values) {
-      if (v.empty()) {
-        out += ",nan,nan,nan,nan,nan,nan";
-        continue;
-      }
-      std::sort(v.begin(), v.end());
-      const double q25 = quantile(v, 0.25), q75 = quantile(v, 0.75);
-      out += "," + fmt(quantile(v, 0.5)) + "," + fmt(q25) + "," + fmt(q75) + "," + fmt(q75 - q25) + "," + fmt(v.front()) +
-             "," + fmt(v.back());
-    }
-    out += "\n";
+    acc.layer = key.first;
+    acc.head = key.second;
+    for (auto& v : acc.values) std::sort(v.begin(), v.end());
+    append_csv_row(out, columns, acc);
   }
   return out;
-}
-
-std::vector<std::string> extra_aggregate_columns() {
-  return {"k90_causal", "erank_causal", "k99_causal", "k90_keys", "k90_queries", "k90_queries_centred",
-          "col_participation", "key_coherence"};
 }
 
 }  // namespace attnspec

@@ -65,23 +65,16 @@ LayerExtras compute_layer_extras(const ModelConfig& c, const LayerActivations& a
 // Bytes per thread the extras need for n-token windows (for the memory guard).
 size_t extras_bytes(const AnalysisOptions& options, int n);
 
-struct HeadResult;
 struct WindowResult;
 
-// heads.csv: the extra columns (each string starts with ','), empty when nothing is requested.
-std::string extra_heads_header(const AnalysisOptions& options);
-std::string extra_heads_columns(const AnalysisOptions& options, const HeadResult& r);
-// spectra.jsonl: "causal", "keys", "queries", "queries_centred" arrays as requested.
-void add_extra_spectra(const AnalysisOptions& options, const HeadResult& r, nlohmann::json& row);
-// layers.csv / layers.jsonl (--data-side).
+// layers.csv / layers.jsonl (--data-side). The extra heads.csv columns and spectra.jsonl arrays,
+// like every file's columns, are in the column registry (columns.h).
 std::string layers_csv_header();
 std::string layers_csv_rows(const WindowResult& w);
 std::string layers_jsonl_rows(const WindowResult& w);
 // head_summary.csv from heads.csv's content: per (layer, head) the spread of k90_field (and of
 // k90_causal when present) over windows.
 std::string head_summary_csv(const std::string& heads_csv);
-// Extra per-run aggregates (summary.json) that heads.csv may hold.
-std::vector<std::string> extra_aggregate_columns();
 
 // A CSV's columns by header name (small files; used by head_summary_csv and the aggregates).
 struct CsvTable {

@@ -45,9 +45,8 @@ TEST(Options, FieldModes) {
   EXPECT_THROW(parse_field_mode("masked"), std::exception);
   AnalysisOptions o;
   EXPECT_FALSE(o.any());
-  EXPECT_EQ(extra_heads_header(o), "");
   o.field = FieldMode::Causal;
-  EXPECT_EQ(extra_heads_header(o).rfind(",k90_causal,erank_causal,", 0), 0u);
+  EXPECT_TRUE(o.any());
 }
 
 }  // namespace

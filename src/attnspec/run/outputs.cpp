@@ -8,16 +8,10 @@
 #include <iterator>
 
 #include "attnspec/common/error.h"
-#include "attnspec/common/format.h"
+#include "attnspec/run/columns.h"
 
 namespace attnspec {
 namespace {
-
-std::string fmt(double v) { return format_number(v); }
-
-// k90(M) / k90(E~) and erank(M) / erank(E~): how many more dimensions the weights use than the
-// data-driven field. NaN when the field is zero.
-double ratio(double num, double den) { return den > 0 ? num / den : std::nan(""); }
 
 nlohmann::json stats(std::vector<double> v) {
   v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return !std::isfinite(x); }), v.end());
@@ -51,53 +45,32 @@ nlohmann::json conventions_json() {
   };
 }
 
-std::string heads_csv_header(const AnalysisOptions& options) {
-  std::string h = "window,layer,head,kv_head,n,k90_field,k90_weights,erank_field,erank_weights";
-  for (const char* obj : {"field", "weights"}) {
-    for (double tau : kTaus)
-      if (tau != 0.9) h += ",k" + std::to_string(int(std::lround(tau * 100))) + "_" + obj;
-    h += std::string(",participation_ratio_") + obj + ",stable_rank_" + obj + ",sigma1_" + obj;
-  }
-  return h + ",gap_k90,gap_erank" + extra_heads_header(options) + "\n";
-}
+std::string heads_csv_header(const AnalysisOptions& options) { return csv_header(heads_columns(), &options); }
 
 std::string heads_csv_rows(const WindowResult& w, const WeightSpectra& weights) {
   std::string out;
-  for (const HeadResult& r : w.heads) {
-    const HeadSpectrum& m = weights.at(r.layer, r.head);
-    const SpectrumSummary &f = r.field.summary, &ws = m.summary;
-    out += std::to_string(w.window) + "," + std::to_string(r.layer) + "," + std::to_string(r.head) + "," +
-           std::to_string(r.kv_head) + "," + std::to_string(w.n) + "," + std::to_string(f.k90()) + "," +
-           std::to_string(ws.k90()) + "," + fmt(f.effective_rank) + "," + fmt(ws.effective_rank);
-    for (const HeadSpectrum* s : {&r.field, &m}) {
-      for (size_t t = 0; t < kTaus.size(); ++t)
-        if (kTaus[t] != 0.9) out += "," + std::to_string(s->summary.k_tau[t]);
-      out += "," + fmt(s->summary.participation_ratio) + "," + fmt(s->summary.stable_rank) + "," +
-             fmt(s->sigma.empty() ? 0.0 : s->sigma[0]);
-    }
-    out += "," + fmt(ratio(ws.k90(), f.k90())) + "," + fmt(ratio(ws.effective_rank, f.effective_rank)) +
-           extra_heads_columns(w.options, r) + "\n";
-  }
+  for (const HeadResult& r : w.heads)
+    append_csv_row(out, heads_columns(), {w, r, weights.at(r.layer, r.head)}, &w.options);
   return out;
 }
 
 std::string spectra_jsonl_rows(const WindowResult& w, const WeightSpectra& weights) {
   std::string out;
-  for (const HeadResult& r : w.heads) {
-    nlohmann::json j = {{"window", w.window}, {"layer", r.layer}, {"head", r.head}, {"kv_head", r.kv_head},
-                        {"field", r.field.sigma}, {"weights", weights.at(r.layer, r.head).sigma}};
-    add_extra_spectra(w.options, r, j);
-    out += j.dump() + "\n";
-  }
+  for (const HeadResult& r : w.heads)
+    out += json_row(spectra_fields(), {w, r, weights.at(r.layer, r.head)}, &w.options).dump() + "\n";
   return out;
 }
 
 nlohmann::json aggregates_from_csv(const std::string& heads_csv) {
   // Columns by name, so that the aggregates follow the header whatever columns come later.
   std::vector<std::vector<double>> cols;
-  std::vector<std::string> names = {"k90_field", "k90_weights", "erank_field", "erank_weights", "gap_k90", "gap_erank"};
-  const size_t fixed_names = names.size();
-  for (const auto& extra : extra_aggregate_columns()) names.push_back(extra);  // reported only when present
+  std::vector<std::string> names;
+  std::vector<bool> always;  // the others are reported only when present
+  for (const auto& c : heads_columns())
+    if (c.aggregated) {
+      names.push_back(c.name);
+      always.push_back(c.added_by == AddedBy::Always);
+    }
   std::vector<int> index(names.size(), -1);
   size_t pos = 0;
   bool header = true;
@@ -127,7 +100,7 @@ nlohmann::json aggregates_from_csv(const std::string& heads_csv) {
   }
   nlohmann::json out;
   for (size_t i = 0; i < names.size(); ++i)
-    if (i < fixed_names || index[i] >= 0) out[names[i]] = stats(cols[i]);
+    if (always[i] || index[i] >= 0) out[names[i]] = stats(cols[i]);
   return out;
 }
 

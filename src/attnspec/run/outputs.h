@@ -19,8 +19,9 @@ namespace attnspec {
 // The conventions every number follows (METRICS.md), recorded in summary.json.
 nlohmann::json conventions_json();
 
-// heads.csv: the columns INTERFACE.md fixes, then the remaining summaries.
-std::string heads_csv_header(const AnalysisOptions& options = {});  // + extra_heads_header(options)
+// heads.csv: the columns INTERFACE.md fixes, then the remaining summaries, then those the options
+// add; spectra.jsonl likewise (the columns and their order: columns.h).
+std::string heads_csv_header(const AnalysisOptions& options = {});
 std::string heads_csv_rows(const WindowResult& w, const WeightSpectra& weights);
 std::string spectra_jsonl_rows(const WindowResult& w, const WeightSpectra& weights);
 

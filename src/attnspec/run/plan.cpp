@@ -13,6 +13,7 @@
 #include "attnspec/common/parallel.h"
 #include "attnspec/model/forward.h"
 #include "attnspec/model/model.h"
+#include "attnspec/run/columns.h"
 #include "attnspec/run/inputs.h"
 #include "attnspec/run/outputs.h"
 #include "attnspec/spectra/compression.h"
@@ -106,19 +107,19 @@ nlohmann::json run_plan(const Request& rq) {
   if (!rq.quiet && tty) std::fprintf(stderr, "\n");
 
   // plan_curves.csv: every window, head and evaluated rank.
-  std::string curves = "window,layer,head,kv_head,n,k,tv,kl\n";
+  std::string curves = csv_header(plan_curve_columns());
   for (int w = 0; w < nw; ++w)
     for (int l = 0; l < L; ++l)
       for (int h = 0; h < H; ++h)
         for (int e = 0; e < nk; ++e) {
           const size_t i = ((size_t(w) * L + l) * H + h) * nk + e;
-          curves += std::to_string(w) + "," + std::to_string(l) + "," + std::to_string(h) + "," +
-                    std::to_string(c.kv_head_of(h)) + "," + std::to_string(rq.ctx) + "," + std::to_string(ks[e]) + "," +
-                    fmt(tv[i]) + "," + fmt(kl[i]) + "\n";
+          append_csv_row(curves, plan_curve_columns(),
+                         {.window = w, .layer = l, .head = h, .kv_head = c.kv_head_of(h), .n = rq.ctx, .k = ks[e],
+                          .tv = tv[i], .kl = kl[i]});
         }
 
   // plan.csv: per tolerance and head, the worst window decides.
-  std::string plan = "tolerance,layer,head,kv_head,d_h,k,tv,kl,windows,flops_saved,key_cache_saved,kv_group_rank\n";
+  std::string plan = csv_header(plan_columns());
   nlohmann::json per_tolerance = nlohmann::json::array();
   for (double eps : tolerances) {
     std::vector<int> k_of(size_t(L) * H);
@@ -149,10 +150,10 @@ nlohmann::json run_plan(const Request& rq) {
         const int k = k_of[size_t(l) * H + h], grank = group_rank[size_t(l) * G + c.kv_head_of(h)];
         ks_all.push_back(k);
         flops += 1.0 - double(k) / dh;
-        plan += fmt(eps) + "," + std::to_string(l) + "," + std::to_string(h) + "," + std::to_string(c.kv_head_of(h)) +
-                "," + std::to_string(dh) + "," + std::to_string(k) + "," + fmt(tv_at[size_t(l) * H + h]) + "," +
-                fmt(kl_at[size_t(l) * H + h]) + "," + std::to_string(nw) + "," + fmt(1.0 - double(k) / dh) + "," +
-                fmt(1.0 - double(grank) / dh) + "," + std::to_string(grank) + "\n";
+        append_csv_row(plan, plan_columns(),
+                       {.tolerance = eps, .layer = l, .head = h, .kv_head = c.kv_head_of(h), .head_dim = dh, .k = k,
+                        .windows = nw, .kv_group_rank = grank, .tv = tv_at[size_t(l) * H + h],
+                        .kl = kl_at[size_t(l) * H + h]});
       }
     const double total_group = std::accumulate(group_rank.begin(), group_rank.end(), 0.0);
     std::sort(ks_all.begin(), ks_all.end());

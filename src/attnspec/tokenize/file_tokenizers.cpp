@@ -3,7 +3,10 @@
 #include <cstring>
 
 #include "attnspec/common/error.h"
+#include <nlohmann/json.hpp>
+
 #include "attnspec/io/checkpoint_file.h"
+#include "attnspec/io/gguf.h"
 #include "attnspec/io/mapped_file.h"
 #include "attnspec/tokenize/added_tokens.h"
 #include "attnspec/tokenize/score_merge.h"
@@ -101,6 +104,85 @@ std::unique_ptr<Tokenizer> parse_llama2c_tokenizer(const std::byte* data, size_t
 std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const fs::path& path) {
   MappedFile file(path);
   return parse_llama2c_tokenizer(file.data(), file.size(), path.string());
+}
+
+namespace {
+
+// Pre-tokenizers of tokenizer.ggml.pre, as the matching tokenizer.json files describe them.
+nlohmann::json pre_tokenizer_for(const std::string& pre, const std::string& where) {
+  using nlohmann::json;
+  const std::string gpt4_style = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}";
+  auto split_then_bytes = [&](const std::string& numbers, bool trim) {
+    return json{{"type", "Sequence"},
+                {"pretokenizers",
+                 {{{"type", "Split"},
+                   {"pattern", {{"Regex", gpt4_style + numbers + "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
+                   {"behavior", "Isolated"},
+                   {"invert", false}},
+                  {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", trim}, {"use_regex", false}}}}};
+  };
+  if (pre == "gpt-2" || pre == "default")
+    return {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  if (pre == "llama-bpe" || pre == "llama3") return split_then_bytes("{1,3}", true);
+  if (pre == "qwen2") return split_then_bytes("", false);
+  // SmolLM's tokenizer.json: every digit its own piece, then GPT-2's byte-level split (llama.cpp's
+  // "smollm" regexes \p{N} then GPT-2's say the same).
+  if (pre == "smollm")
+    return {{"type", "Sequence"},
+            {"pretokenizers",
+             {{{"type", "Digits"}, {"individual_digits", true}},
+              {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}}}}};
+  throw input_error(where, "GGUF tokenizer.ggml.pre '" + pre + "' is not supported (gpt-2, llama-bpe, qwen2, smollm)");
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> make_gguf_tokenizer(GgufTokenizerData data, const std::string& where) {
+  const int64_t n = int64_t(data.tokens.size());
+  std::vector<int32_t> prefix, suffix;
+  if (data.add_bos) prefix.push_back(*data.bos);  // gguf_tokenizer_data() checked that the ids exist
+  if (data.add_eos) suffix.push_back(*data.eos);
+  const auto& types = data.token_types;
+  if (data.model == GgufTokenizerModel::Llama) {
+    std::vector<std::string> pieces = std::move(data.tokens);
+    std::vector<float> scores = std::move(data.scores);
+    scores.resize(size_t(n), 0.0f);  // none in the file: all 0
+    // Control tokens (type 3: <s>, Gemma's <start_of_turn>) and user-defined ones (type 4: Gemma's
+    // runs of spaces and tabs) are matched whole in the raw text, as HF's added tokens and
+    // llama.cpp's special-token partition match them.
+    std::vector<AddedToken> added;
+    for (int64_t i = 0; i < int64_t(types.size()); ++i) {
+      const int64_t type = types[i];
+      if ((type == 3 || type == 4) && !pieces[i].empty())
+        added.push_back({.content = pieces[i], .id = int32_t(i), .special = type == 3, .normalized = false});
+    }
+    ScoreMergeEncoder encoder(std::move(pieces), std::move(scores), "\xE2\x96\x81", data.add_space_prefix,
+                              data.unk.value_or(0));
+    return make_score_merge_tokenizer(std::move(encoder), std::move(prefix), std::move(suffix),
+                                      "SentencePiece score-merge BPE, " + std::to_string(n) + " tokens (GGUF)",
+                                      std::move(added));
+  }
+  // GPT-2 style: described as the tokenizer.json it came from: BPE vocab and merges, the
+  // pre-tokenizer named by tokenizer.ggml.pre, control tokens as special added tokens.
+  nlohmann::json vocab = nlohmann::json::object(), added = nlohmann::json::array();
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string& t = data.tokens[i];
+    vocab[t] = i;
+    const int64_t type = types.empty() ? 1 : types[i];
+    if (type == 3 || type == 4)  // CONTROL, USER_DEFINED
+      added.push_back({{"id", i}, {"content", t}, {"special", type == 3}, {"normalized", false}});
+  }
+  const std::string& pre = data.pre;
+  nlohmann::json j = {{"model", {{"type", "BPE"}, {"vocab", std::move(vocab)}, {"merges", std::move(data.merges)}}},
+                      {"pre_tokenizer", pre_tokenizer_for(pre, where)},
+                      {"normalizer", pre == "qwen2" ? nlohmann::json{{"type", "NFC"}} : nlohmann::json()},
+                      {"added_tokens", std::move(added)}};
+  return bpe_tokenizer_from_json(j, where, std::move(prefix), std::move(suffix),
+                                 "byte-level BPE, " + std::to_string(n) + " tokens (GGUF, pre " + pre + ")");
+}
+
+std::unique_ptr<Tokenizer> load_gguf_tokenizer(const fs::path& path) {
+  return make_gguf_tokenizer(read_gguf_tokenizer(path), path.string());
 }
 
 std::unique_ptr<Tokenizer> load_tokenizer_file(const fs::path& path) {

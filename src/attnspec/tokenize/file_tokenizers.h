@@ -23,8 +23,13 @@ std::unique_ptr<Tokenizer> load_llama2c_tokenizer(const std::filesystem::path& p
 // From the same bytes in memory (for tests and fuzzing); `where` names them in errors.
 std::unique_ptr<Tokenizer> parse_llama2c_tokenizer(const std::byte* data, size_t size, const std::string& where);
 
+struct GgufTokenizerData;  // io/gguf.h
+
 // The tokenizer in a GGUF file's metadata (tokenizer.ggml.*).
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::filesystem::path& path);
+// The same from metadata already read (io/gguf.h's read_gguf_tokenizer); `where` names the file.
+// Throws InputError for a pre-tokenizer (tokenizer.ggml.pre) attnspec does not implement.
+std::unique_ptr<Tokenizer> make_gguf_tokenizer(GgufTokenizerData data, const std::string& where);
 
 // A Tokenizer around a score-merge encoder, with the special tokens put around every sequence and
 // `added` tokens matched in the raw text before the encoder sees it.
