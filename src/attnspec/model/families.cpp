@@ -1,6 +1,7 @@
-// The families attnspec describes, as data: which config.json fields give the shapes, and a table
-// of weight names. Adding a family means adding a FamilyTable row and, if its config speaks a
-// dialect of its own, a reader; the forward pass does not change.
+// The families attnspec describes, as data: which config.json fields give the shapes (a reader
+// per family), and a table of the tensors each model stores: role, name, shape in config sizes and
+// layout (families.h). load_model walks the table; adding a family means adding a table entry and,
+// if its config speaks a dialect of its own, a reader; the forward pass does not change.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -11,43 +12,11 @@
 #include "attnspec/common/error.h"
 #include "attnspec/io/checkpoint_file.h"
 #include "attnspec/io/json_file.h"
+#include "attnspec/model/families.h"
 #include "attnspec/model/model.h"
 
 namespace attnspec {
 namespace {
-
-// Which optional tensors a family's layers carry. norm_weight false: LayerNorm without affine
-// weights (OPT's layer_norm_elementwise_affine = false).
-struct Biases { bool qkv = false, o = false, mlp = false, norm = false, norm_weight = true; };
-
-// How Q, K, V are stored when the names q, k, v of a table row are one fused [out, in] Linear.
-enum class FusedQkv {
-  None,     // three Linears (or GPT-2's Conv1D, see FamilyTable::conv1d)
-  Blocks,   // rows Q | K | V (Phi-3's qkv_proj)
-  PerHead,  // rows [head][Q, K, V][d_h]: each head's three blocks together (GPT-NeoX's query_key_value)
-};
-
-struct FamilyTable {
-  const char* model_type;
-  std::vector<const char*> prefixes;  // tried in order; the one under which `embed` exists wins
-  const char* embed;
-  const char* pos_embed;              // "" when positions are rotary
-  const char* attn_norm;              // ".weight" / ".bias" appended; {L} = layer index
-  const char* mlp_norm;
-  const char* q; const char* k; const char* v;  // all equal when Q, K, V are fused (GPT-2)
-  const char* o; const char* up; const char* gate; const char* down;
-  bool conv1d;                        // weights stored [in, out]
-  std::function<void(const JsonFields&, ModelConfig&, Biases&)> read_config;
-  FusedQkv fused_qkv = FusedQkv::None;
-  bool fused_gate_up = false;         // `up` names one [2 d_ff, d] Linear: gate rows, then up rows (Phi-3)
-  const char* q_norm = "";            // per-head Q/K RMSNorm weights (qk_norm families)
-  const char* k_norm = "";
-  const char* attn_out_norm = "";     // norms of the attention / MLP outputs (Gemma2/3)
-  const char* mlp_out_norm = "";
-  const char* embed_proj = "";        // OPT's project_in
-  const char* type_embed = "";        // token-type embedding (BERT), "" when none
-  const char* embed_norm = "";        // norm applied to the embeddings (BERT), "" when none
-};
 
 std::string with_layer(const char* pattern, int layer) {
   std::string s = pattern;
@@ -195,6 +164,53 @@ std::vector<char> sliding_layers(const JsonFields& cfg, const ModelConfig& c, co
   }
   return out;
 }
+void read_gpt2(const JsonFields& cfg, ModelConfig& c, Biases& b) {
+  c.d_model = static_cast<int>(cfg.positive({"n_embd", "hidden_size"}));
+  c.n_layers = static_cast<int>(cfg.positive({"n_layer", "num_hidden_layers"}));
+  c.n_heads = static_cast<int>(cfg.positive({"n_head", "num_attention_heads"}));
+  if (c.d_model % c.n_heads != 0)
+    throw input_error(cfg.where(), "n_embd " + std::to_string(c.d_model) + " is not divisible by n_head " +
+                                       std::to_string(c.n_heads));
+  c.n_kv_heads = c.n_heads;
+  c.head_dim = c.d_model / c.n_heads;
+  c.d_ff = static_cast<int>(cfg.has("n_inner") ? cfg.positive({"n_inner"}) : 4 * c.d_model);
+  c.vocab_size = static_cast<int>(cfg.positive({"vocab_size"}));
+  c.max_positions = static_cast<int>(cfg.positive({"n_positions", "max_position_embeddings"}));
+  c.norm = NormKind::LayerNorm;
+  c.norm_eps = cfg.number("layer_norm_epsilon", 1e-5);
+  const std::string act = cfg.string("activation_function", "gelu_new");
+  if (act == "gelu_new" || act == "gelu_pytorch_tanh" || act == "gelu_fast") c.mlp = MlpKind::GeluTanh;
+  else if (act == "gelu") c.mlp = MlpKind::GeluExact;
+  else throw input_error(cfg.where(), "activation_function '" + act + "' is not supported for gpt2 (gelu_new, gelu)");
+  c.learned_positions = true;
+  // GPT-2 divides by sqrt(d_h) (scale_attn_weights) and, in some variants, by layer + 1.
+  const bool scale = cfg.boolean("scale_attn_weights", true);
+  const bool by_layer = cfg.boolean("scale_attn_by_inverse_layer_idx", false);
+  for (int l = 0; l < c.n_layers; ++l)
+    c.softmax_scale.push_back((scale ? 1.0 / std::sqrt(static_cast<double>(c.head_dim)) : 1.0) /
+                              (by_layer ? l + 1.0 : 1.0));
+  c.sliding_window.assign(c.n_layers, 0);
+  b = {true, true, true, true};
+}
+
+void read_llama(const JsonFields& cfg, ModelConfig& c, Biases& b) {
+  read_llama_like(cfg, c);
+  const bool attn_bias = cfg.boolean("attention_bias", false);
+  b = {attn_bias, attn_bias, cfg.boolean("mlp_bias", false), false};
+}
+
+void read_qwen2(const JsonFields& cfg, ModelConfig& c, Biases& b) {
+  read_llama_like(cfg, c);
+  read_sliding_window(cfg, c, /*every_layer_by_default=*/false);
+  b = {true, false, false, false};  // Qwen2: q/k/v carry biases, o_proj does not
+}
+
+void read_mistral(const JsonFields& cfg, ModelConfig& c, Biases& b) {
+  read_llama_like(cfg, c);
+  read_sliding_window(cfg, c, /*every_layer_by_default=*/true);
+  b = {false, false, false, false};
+}
+
 
 // Qwen3: Qwen2's shapes and window rule, every projection biased or none (attention_bias), and
 // the queries and keys of each head RMS-normalised over d_h before RoPE.
@@ -412,123 +428,6 @@ void read_bert(const JsonFields& cfg, ModelConfig& c, Biases& b) {
   b = {true, true, true, true};
 }
 
-const std::vector<FamilyTable>& family_tables() {
-  static const std::vector<FamilyTable> tables = {
-      {"gpt2", {"transformer.", ""}, "wte.weight", "wpe.weight", "h.{L}.ln_1", "h.{L}.ln_2",
-       "h.{L}.attn.c_attn", "h.{L}.attn.c_attn", "h.{L}.attn.c_attn", "h.{L}.attn.c_proj",
-       "h.{L}.mlp.c_fc", "", "h.{L}.mlp.c_proj", true,
-       [](const JsonFields& cfg, ModelConfig& c, Biases& b) {
-         c.d_model = static_cast<int>(cfg.positive({"n_embd", "hidden_size"}));
-         c.n_layers = static_cast<int>(cfg.positive({"n_layer", "num_hidden_layers"}));
-         c.n_heads = static_cast<int>(cfg.positive({"n_head", "num_attention_heads"}));
-         if (c.d_model % c.n_heads != 0)
-           throw input_error(cfg.where(), "n_embd " + std::to_string(c.d_model) + " is not divisible by n_head " +
-                                              std::to_string(c.n_heads));
-         c.n_kv_heads = c.n_heads;
-         c.head_dim = c.d_model / c.n_heads;
-         c.d_ff = static_cast<int>(cfg.has("n_inner") ? cfg.positive({"n_inner"}) : 4 * c.d_model);
-         c.vocab_size = static_cast<int>(cfg.positive({"vocab_size"}));
-         c.max_positions = static_cast<int>(cfg.positive({"n_positions", "max_position_embeddings"}));
-         c.norm = NormKind::LayerNorm;
-         c.norm_eps = cfg.number("layer_norm_epsilon", 1e-5);
-         const std::string act = cfg.string("activation_function", "gelu_new");
-         if (act == "gelu_new" || act == "gelu_pytorch_tanh" || act == "gelu_fast") c.mlp = MlpKind::GeluTanh;
-         else if (act == "gelu") c.mlp = MlpKind::GeluExact;
-         else throw input_error(cfg.where(), "activation_function '" + act + "' is not supported for gpt2 (gelu_new, gelu)");
-         c.learned_positions = true;
-         // GPT-2 divides by sqrt(d_h) (scale_attn_weights) and, in some variants, by layer + 1.
-         const bool scale = cfg.boolean("scale_attn_weights", true);
-         const bool by_layer = cfg.boolean("scale_attn_by_inverse_layer_idx", false);
-         for (int l = 0; l < c.n_layers; ++l)
-           c.softmax_scale.push_back((scale ? 1.0 / std::sqrt(static_cast<double>(c.head_dim)) : 1.0) /
-                                     (by_layer ? l + 1.0 : 1.0));
-         c.sliding_window.assign(c.n_layers, 0);
-         b = {true, true, true, true};
-       }},
-      {"llama", {"model.", ""}, "embed_tokens.weight", "", "layers.{L}.input_layernorm",
-       "layers.{L}.post_attention_layernorm", "layers.{L}.self_attn.q_proj", "layers.{L}.self_attn.k_proj",
-       "layers.{L}.self_attn.v_proj", "layers.{L}.self_attn.o_proj", "layers.{L}.mlp.up_proj",
-       "layers.{L}.mlp.gate_proj", "layers.{L}.mlp.down_proj", false,
-       [](const JsonFields& cfg, ModelConfig& c, Biases& b) {
-         read_llama_like(cfg, c);
-         const bool attn_bias = cfg.boolean("attention_bias", false);
-         b = {attn_bias, attn_bias, cfg.boolean("mlp_bias", false), false};
-       }},
-      {"qwen2", {"model.", ""}, "embed_tokens.weight", "", "layers.{L}.input_layernorm",
-       "layers.{L}.post_attention_layernorm", "layers.{L}.self_attn.q_proj", "layers.{L}.self_attn.k_proj",
-       "layers.{L}.self_attn.v_proj", "layers.{L}.self_attn.o_proj", "layers.{L}.mlp.up_proj",
-       "layers.{L}.mlp.gate_proj", "layers.{L}.mlp.down_proj", false,
-       [](const JsonFields& cfg, ModelConfig& c, Biases& b) {
-         read_llama_like(cfg, c);
-         read_sliding_window(cfg, c, /*every_layer_by_default=*/false);
-         b = {true, false, false, false};  // Qwen2: q/k/v carry biases, o_proj does not
-       }},
-      {"mistral", {"model.", ""}, "embed_tokens.weight", "", "layers.{L}.input_layernorm",
-       "layers.{L}.post_attention_layernorm", "layers.{L}.self_attn.q_proj", "layers.{L}.self_attn.k_proj",
-       "layers.{L}.self_attn.v_proj", "layers.{L}.self_attn.o_proj", "layers.{L}.mlp.up_proj",
-       "layers.{L}.mlp.gate_proj", "layers.{L}.mlp.down_proj", false,
-       [](const JsonFields& cfg, ModelConfig& c, Biases& b) {
-         read_llama_like(cfg, c);
-         read_sliding_window(cfg, c, /*every_layer_by_default=*/true);
-         b = {false, false, false, false};
-       }},
-      {.model_type = "qwen3", .prefixes = {"model.", ""}, .embed = "embed_tokens.weight", .pos_embed = "",
-       .attn_norm = "layers.{L}.input_layernorm", .mlp_norm = "layers.{L}.post_attention_layernorm",
-       .q = "layers.{L}.self_attn.q_proj", .k = "layers.{L}.self_attn.k_proj", .v = "layers.{L}.self_attn.v_proj",
-       .o = "layers.{L}.self_attn.o_proj", .up = "layers.{L}.mlp.up_proj", .gate = "layers.{L}.mlp.gate_proj",
-       .down = "layers.{L}.mlp.down_proj", .conv1d = false, .read_config = read_qwen3,
-       .q_norm = "layers.{L}.self_attn.q_norm", .k_norm = "layers.{L}.self_attn.k_norm"},
-      {.model_type = "phi3", .prefixes = {"model.", ""}, .embed = "embed_tokens.weight", .pos_embed = "",
-       .attn_norm = "layers.{L}.input_layernorm", .mlp_norm = "layers.{L}.post_attention_layernorm",
-       .q = "layers.{L}.self_attn.qkv_proj", .k = "layers.{L}.self_attn.qkv_proj", .v = "layers.{L}.self_attn.qkv_proj",
-       .o = "layers.{L}.self_attn.o_proj", .up = "layers.{L}.mlp.gate_up_proj", .gate = "layers.{L}.mlp.gate_up_proj",
-       .down = "layers.{L}.mlp.down_proj", .conv1d = false, .read_config = read_phi3, .fused_qkv = FusedQkv::Blocks,
-       .fused_gate_up = true},
-      {.model_type = "gpt_neox", .prefixes = {"gpt_neox.", ""}, .embed = "embed_in.weight", .pos_embed = "",
-       .attn_norm = "layers.{L}.input_layernorm", .mlp_norm = "layers.{L}.post_attention_layernorm",
-       .q = "layers.{L}.attention.query_key_value", .k = "layers.{L}.attention.query_key_value",
-       .v = "layers.{L}.attention.query_key_value", .o = "layers.{L}.attention.dense",
-       .up = "layers.{L}.mlp.dense_h_to_4h", .gate = "", .down = "layers.{L}.mlp.dense_4h_to_h", .conv1d = false,
-       .read_config = read_gpt_neox, .fused_qkv = FusedQkv::PerHead},
-      {.model_type = "opt", .prefixes = {"model.decoder.", "decoder."}, .embed = "embed_tokens.weight",
-       .pos_embed = "embed_positions.weight", .attn_norm = "layers.{L}.self_attn_layer_norm",
-       .mlp_norm = "layers.{L}.final_layer_norm", .q = "layers.{L}.self_attn.q_proj", .k = "layers.{L}.self_attn.k_proj",
-       .v = "layers.{L}.self_attn.v_proj", .o = "layers.{L}.self_attn.out_proj", .up = "layers.{L}.fc1", .gate = "",
-       .down = "layers.{L}.fc2", .conv1d = false, .read_config = read_opt, .embed_proj = "project_in"},
-      {.model_type = "gemma2", .prefixes = {"model.", ""}, .embed = "embed_tokens.weight", .pos_embed = "",
-       .attn_norm = "layers.{L}.input_layernorm", .mlp_norm = "layers.{L}.pre_feedforward_layernorm",
-       .q = "layers.{L}.self_attn.q_proj", .k = "layers.{L}.self_attn.k_proj", .v = "layers.{L}.self_attn.v_proj",
-       .o = "layers.{L}.self_attn.o_proj", .up = "layers.{L}.mlp.up_proj", .gate = "layers.{L}.mlp.gate_proj",
-       .down = "layers.{L}.mlp.down_proj", .conv1d = false, .read_config = read_gemma2,
-       .attn_out_norm = "layers.{L}.post_attention_layernorm", .mlp_out_norm = "layers.{L}.post_feedforward_layernorm"},
-      {.model_type = "gemma3_text", .prefixes = {"model.", ""}, .embed = "embed_tokens.weight", .pos_embed = "",
-       .attn_norm = "layers.{L}.input_layernorm", .mlp_norm = "layers.{L}.pre_feedforward_layernorm",
-       .q = "layers.{L}.self_attn.q_proj", .k = "layers.{L}.self_attn.k_proj", .v = "layers.{L}.self_attn.v_proj",
-       .o = "layers.{L}.self_attn.o_proj", .up = "layers.{L}.mlp.up_proj", .gate = "layers.{L}.mlp.gate_proj",
-       .down = "layers.{L}.mlp.down_proj", .conv1d = false, .read_config = read_gemma3_text,
-       .q_norm = "layers.{L}.self_attn.q_norm", .k_norm = "layers.{L}.self_attn.k_norm",
-       .attn_out_norm = "layers.{L}.post_attention_layernorm", .mlp_out_norm = "layers.{L}.post_feedforward_layernorm"},
-      // The multimodal checkpoint: the same language model under the language model's prefix
-      // (transformers >= 4.52 saves model.language_model., the published files language_model.model.).
-      {.model_type = "gemma3", .prefixes = {"model.language_model.", "language_model.model."}, .embed = "embed_tokens.weight",
-       .pos_embed = "", .attn_norm = "layers.{L}.input_layernorm", .mlp_norm = "layers.{L}.pre_feedforward_layernorm",
-       .q = "layers.{L}.self_attn.q_proj", .k = "layers.{L}.self_attn.k_proj", .v = "layers.{L}.self_attn.v_proj",
-       .o = "layers.{L}.self_attn.o_proj", .up = "layers.{L}.mlp.up_proj", .gate = "layers.{L}.mlp.gate_proj",
-       .down = "layers.{L}.mlp.down_proj", .conv1d = false, .read_config = read_gemma3,
-       .q_norm = "layers.{L}.self_attn.q_norm", .k_norm = "layers.{L}.self_attn.k_norm",
-       .attn_out_norm = "layers.{L}.post_attention_layernorm", .mlp_out_norm = "layers.{L}.post_feedforward_layernorm"},
-      // sentence-transformers checkpoints (BertModel) save without the "bert." prefix.
-      {.model_type = "bert", .prefixes = {"bert.", ""}, .embed = "embeddings.word_embeddings.weight",
-       .pos_embed = "embeddings.position_embeddings.weight", .attn_norm = "encoder.layer.{L}.attention.output.LayerNorm",
-       .mlp_norm = "encoder.layer.{L}.output.LayerNorm", .q = "encoder.layer.{L}.attention.self.query",
-       .k = "encoder.layer.{L}.attention.self.key", .v = "encoder.layer.{L}.attention.self.value",
-       .o = "encoder.layer.{L}.attention.output.dense", .up = "encoder.layer.{L}.intermediate.dense", .gate = "",
-       .down = "encoder.layer.{L}.output.dense", .conv1d = false, .read_config = read_bert,
-       .type_embed = "embeddings.token_type_embeddings.weight", .embed_norm = "embeddings.LayerNorm"},
-  };
-  return tables;
-}
-
 // Checks that `name` exists with `shape` and a supported dtype.
 void expect_tensor(const TensorStore& store, const std::filesystem::path& dir, const std::string& name,
                    std::vector<int64_t> shape) {
@@ -542,7 +441,151 @@ void expect_tensor(const TensorStore& store, const std::filesystem::path& dir, c
   }
 }
 
+int64_t size_of(Dim x, const ModelConfig& c) {
+  const int64_t qd = int64_t(c.n_heads) * c.head_dim, kvd = int64_t(c.n_kv_heads) * c.head_dim;
+  switch (x) {
+    case Dim::d: return c.d_model;
+    case Dim::de: return c.embed_width > 0 ? c.embed_width : c.d_model;
+    case Dim::qd: return qd;
+    case Dim::kvd: return kvd;
+    case Dim::qkvd: return qd + 2 * kvd;
+    case Dim::ff: return c.d_ff;
+    case Dim::ff2: return 2 * int64_t(c.d_ff);
+    case Dim::head_dim: return c.head_dim;
+    case Dim::vocab: return c.vocab_size;
+    case Dim::positions: return int64_t(c.max_positions) + c.position_offset;
+    case Dim::types: return c.type_vocab_size;
+  }
+  return 0;
+}
+
+bool has_bias(Role r, const Biases& b) {
+  switch (r) {
+    case Role::Q: case Role::K: case Role::V: case Role::Qkv: return b.qkv;
+    case Role::O: return b.o;
+    case Role::Up: case Role::Gate: case Role::GateUp: case Role::Down: return b.mlp;
+    default: return false;  // embeddings, project_in, the RMSNorms of Q, K and block outputs
+  }
+}
+
+// The Linears a weight holds: itself, or the parts of a fused one (Q, K, V; gate, up), each at
+// its first row or column.
+std::vector<std::pair<Role, LinearSpec>> linear_parts(const TensorRow& row, const ModelConfig& c) {
+  const bool conv1d = row.layout == Layout::Conv1D;
+  std::vector<std::pair<Role, int64_t>> parts = {{row.role, size_of(row.shape[conv1d ? 1 : 0], c)}};
+  if (row.role == Role::Qkv)
+    parts = {{Role::Q, size_of(Dim::qd, c)}, {Role::K, size_of(Dim::kvd, c)}, {Role::V, size_of(Dim::kvd, c)}};
+  if (row.role == Role::GateUp) parts = {{Role::Gate, c.d_ff}, {Role::Up, c.d_ff}};  // transformers' chunk(2)
+  std::vector<std::pair<Role, LinearSpec>> specs;
+  int64_t offset = 0;
+  for (const auto& [role, out] : parts) {
+    LinearSpec s;
+    s.out = out;
+    s.in = size_of(row.shape[conv1d ? 0 : 1], c);
+    s.in_out_layout = conv1d;
+    if (conv1d) {
+      s.col_offset = offset;
+    } else if (row.layout == Layout::PerHead) {
+      s.head_rows = c.head_dim;
+      s.head_stride = 3 * int64_t(c.head_dim);
+      s.row_offset = int64_t(specs.size()) * c.head_dim;
+    } else {
+      s.row_offset = offset;
+    }
+    offset += out;
+    specs.emplace_back(role, s);
+  }
+  return specs;
+}
+
+// Records a checked tensor's name where the forward pass reads it (model.h).
+void assign(const TensorUse& t, const ModelConfig& c, Model& m, LayerSpec& L) {
+  const auto norm = [&](std::string& weight, std::string& bias) { (t.bias ? bias : weight) = t.name; };
+  switch (t.row.role) {
+    case Role::Embed: m.embed = t.name; return;
+    case Role::PosEmbed: m.pos_embed = t.name; return;
+    case Role::TypeEmbed: m.type_embed = t.name; return;
+    case Role::EmbedNorm: return norm(m.embed_norm_weight, m.embed_norm_bias);
+    case Role::AttnNorm: return norm(L.attn_norm_weight, L.attn_norm_bias);
+    case Role::MlpNorm: return norm(L.mlp_norm_weight, L.mlp_norm_bias);
+    case Role::QNorm: L.q_norm_weight = t.name; return;
+    case Role::KNorm: L.k_norm_weight = t.name; return;
+    case Role::AttnOutNorm: L.attn_out_norm_weight = t.name; return;
+    case Role::MlpOutNorm: L.mlp_out_norm_weight = t.name; return;
+    default: break;
+  }
+  for (auto& [role, part] : linear_parts(t.row, c)) {
+    LinearSpec& s = role == Role::Q ? L.q : role == Role::K ? L.k : role == Role::V ? L.v : role == Role::O ? L.o
+                  : role == Role::Up ? L.up : role == Role::Gate ? L.gate : role == Role::Down ? L.down : m.embed_proj;
+    if (t.bias) {
+      s.bias = t.name;  // after its weight
+    } else {
+      s = part;
+      s.weight = t.name;
+    }
+  }
+}
+
 }  // namespace
+
+const std::vector<FamilyTable>& family_tables() {
+  static const std::vector<FamilyTable> tables = [] {
+    using enum Role;
+    using enum Dim;
+    using enum Layout;
+    // Llama's names, which Mistral, Qwen2/3, Phi-3 and Gemma kept.
+    const TensorRow embed = {Embed, "embed_tokens", {vocab, de}};
+    const TensorRow input_norm = {AttnNorm, "input_layernorm", {d}}, post_norm = {MlpNorm, "post_attention_layernorm", {d}};
+    const TensorRow q_norm = {QNorm, "self_attn.q_norm", {head_dim}}, k_norm = {KNorm, "self_attn.k_norm", {head_dim}};
+    const TensorRow q = {Q, "self_attn.q_proj", {qd, d}}, k = {K, "self_attn.k_proj", {kvd, d}},
+                    v = {V, "self_attn.v_proj", {kvd, d}}, o = {O, "self_attn.o_proj", {d, qd}};
+    const TensorRow up = {Up, "mlp.up_proj", {ff, d}}, gate = {Gate, "mlp.gate_proj", {ff, d}},
+                    down = {Down, "mlp.down_proj", {d, ff}};
+    const std::vector<TensorRow> llama = {input_norm, post_norm, q, k, v, o, up, gate, down};
+    // Gemma norms both sides of each block: post_attention_layernorm is the attention output's.
+    const TensorRow pre_mlp = {MlpNorm, "pre_feedforward_layernorm", {d}},
+                    attn_out = {AttnOutNorm, "post_attention_layernorm", {d}},
+                    mlp_out = {MlpOutNorm, "post_feedforward_layernorm", {d}};
+    const std::vector<TensorRow> gemma3 = {input_norm, pre_mlp, q_norm, k_norm, attn_out, mlp_out,
+                                           q, k, v, o, up, gate, down};
+    return std::vector<FamilyTable>{
+        // Hugging Face stores Conv1D weights [in, out]; c_attn holds Q | K | V side by side.
+        {"gpt2", read_gpt2, {"transformer.", ""}, {{Embed, "wte", {vocab, de}}, {PosEmbed, "wpe", {positions, d}}}, "h.{L}.",
+         {{AttnNorm, "ln_1", {d}}, {MlpNorm, "ln_2", {d}}, {Qkv, "attn.c_attn", {d, qkvd}, Conv1D},
+          {O, "attn.c_proj", {qd, d}, Conv1D}, {Up, "mlp.c_fc", {d, ff}, Conv1D}, {Down, "mlp.c_proj", {ff, d}, Conv1D}}},
+        {"llama", read_llama, {"model.", ""}, {embed}, "layers.{L}.", llama},
+        {"qwen2", read_qwen2, {"model.", ""}, {embed}, "layers.{L}.", llama},
+        {"mistral", read_mistral, {"model.", ""}, {embed}, "layers.{L}.", llama},
+        {"qwen3", read_qwen3, {"model.", ""}, {embed}, "layers.{L}.",
+         {input_norm, post_norm, q_norm, k_norm, q, k, v, o, up, gate, down}},
+        {"phi3", read_phi3, {"model.", ""}, {embed}, "layers.{L}.",
+         {input_norm, post_norm, {Qkv, "self_attn.qkv_proj", {qkvd, d}}, o, {GateUp, "mlp.gate_up_proj", {ff2, d}}, down}},
+        {"gpt_neox", read_gpt_neox, {"gpt_neox.", ""}, {{Embed, "embed_in", {vocab, de}}}, "layers.{L}.",
+         {input_norm, post_norm, {Qkv, "attention.query_key_value", {qkvd, d}, PerHead}, {O, "attention.dense", {d, qd}},
+          {Up, "mlp.dense_h_to_4h", {ff, d}}, {Down, "mlp.dense_4h_to_h", {d, ff}}}},
+        // project_in widens a narrower embedding (OPT-350m); positions start at row 2.
+        {"opt", read_opt, {"model.decoder.", "decoder."},
+         {embed, {EmbedProj, "project_in", {d, de}}, {PosEmbed, "embed_positions", {positions, d}}}, "layers.{L}.",
+         {{AttnNorm, "self_attn_layer_norm", {d}}, {MlpNorm, "final_layer_norm", {d}}, q, k, v,
+          {O, "self_attn.out_proj", {d, qd}}, {Up, "fc1", {ff, d}}, {Down, "fc2", {d, ff}}}},
+        {"gemma2", read_gemma2, {"model.", ""}, {embed}, "layers.{L}.",
+         {input_norm, pre_mlp, attn_out, mlp_out, q, k, v, o, up, gate, down}},
+        {"gemma3_text", read_gemma3_text, {"model.", ""}, {embed}, "layers.{L}.", gemma3},
+        // The multimodal checkpoint: the same language model under the language model's prefix
+        // (transformers >= 4.52 saves model.language_model., the published files language_model.model.).
+        {"gemma3", read_gemma3, {"model.language_model.", "language_model.model."}, {embed}, "layers.{L}.", gemma3},
+        // sentence-transformers checkpoints (BertModel) save without the "bert." prefix.
+        {"bert", read_bert, {"bert.", ""},
+         {{Embed, "embeddings.word_embeddings", {vocab, de}}, {PosEmbed, "embeddings.position_embeddings", {positions, d}},
+          {TypeEmbed, "embeddings.token_type_embeddings", {types, d}}, {EmbedNorm, "embeddings.LayerNorm", {d}}},
+         "encoder.layer.{L}.",
+         {{AttnNorm, "attention.output.LayerNorm", {d}}, {MlpNorm, "output.LayerNorm", {d}},
+          {Q, "attention.self.query", {qd, d}}, {K, "attention.self.key", {kvd, d}}, {V, "attention.self.value", {kvd, d}},
+          {O, "attention.output.dense", {d, qd}}, {Up, "intermediate.dense", {ff, d}}, {Down, "output.dense", {d, ff}}}},
+    };
+  }();
+  return tables;
+}
 
 std::vector<std::string> supported_families() {
   std::vector<std::string> names;
@@ -622,6 +665,118 @@ Description describe(const nlohmann::json& raw, const std::string& where) {
 
 ModelConfig read_model_config(const nlohmann::json& raw, const std::string& where) { return describe(raw, where).config; }
 
+Binding bind_family(Model& model, const std::string& config_where) {
+  Description desc = describe(model.hf_config, config_where);
+  model.config = std::move(desc.config);
+  if (!model.store) model.store = TensorStore::open(model.path);
+  Binding b;
+  b.table = desc.table;
+  b.config = &model.config;
+  b.bias = desc.bias;
+  b.store = model.store.get();
+  b.linear_conv1d = model.format != "safetensors";
+  const auto& rows = b.table->model_rows;
+  bool found = false;
+  for (const char* p : b.table->prefixes)
+    if (b.store->find(p + std::string(rows[0].name) + ".weight")) { b.prefix = p; found = true; break; }
+  if (!found)
+    throw input_error(model.path.string(), std::string("missing tensor '") + b.table->prefixes[0] + rows[0].name +
+                                               ".weight' (the token embedding)");
+  // A narrower embedding needs the row that widens it (OPT's project_in).
+  const int64_t de = size_of(Dim::de, model.config), d = model.config.d_model;
+  if (de != d && std::none_of(rows.begin(), rows.end(), [](const TensorRow& r) { return r.role == Role::EmbedProj; }))
+    throw input_error(model.path.string(),
+                      "embedding width " + std::to_string(de) + " differs from hidden size " + std::to_string(d));
+  return b;
+}
+
+void for_each_tensor(const Binding& b, int layer, const std::function<void(const TensorUse&)>& fn) {
+  const ModelConfig& c = *b.config;
+  const bool gated = c.mlp == MlpKind::SwiGLU || c.mlp == MlpKind::GeGLU;
+  const std::string base = b.prefix + (layer < 0 ? std::string() : with_layer(b.table->block, layer));
+  for (const TensorRow& row : layer < 0 ? b.table->model_rows : b.table->layer_rows) {
+    const Role r = row.role;
+    if ((r == Role::EmbedProj && size_of(Dim::de, c) == c.d_model) || (r == Role::PosEmbed && !c.learned_positions) ||
+        ((r == Role::QNorm || r == Role::KNorm) && !c.qk_norm) || (r == Role::Gate && !gated))
+      continue;  // the config does without it
+    TensorUse t{row, base + row.name, {}, false};
+    if (row.layout == Layout::Conv1D && b.linear_conv1d) {  // transposed: c_attn holds Q | K | V row blocks
+      t.row.layout = Layout::Linear;
+      std::reverse(t.row.shape.begin(), t.row.shape.end());
+    }
+    for (Dim x : t.row.shape) t.shape.push_back(size_of(x, c));
+    const std::string stem = t.name;
+    if (r == Role::AttnNorm || r == Role::MlpNorm || r == Role::EmbedNorm) {
+      // `.weight` / `.bias`, or `.gamma` / `.beta` as older BERT checkpoints name them.
+      const bool old_names = !b.store->find(stem + ".weight") && b.store->find(stem + ".gamma");
+      t.name = stem + (old_names ? ".gamma" : ".weight");
+      if (b.bias.norm_weight) fn(t);
+      t.name = stem + (old_names ? ".beta" : ".bias");
+      t.bias = true;
+      if (b.bias.norm) fn(t);
+      continue;
+    }
+    t.name = stem + ".weight";
+    fn(t);
+    if (has_bias(r, b.bias)) {
+      t.name = stem + ".bias";
+      t.shape = {t.shape[t.row.layout == Layout::Conv1D ? 1 : 0]};  // [out]
+      t.bias = true;
+      fn(t);
+    }
+  }
+}
+
+void resolve_tensors(Model& model, const std::string& config_where) {
+  const Binding b = bind_family(model, config_where);
+  ModelConfig& c = model.config;
+  const TensorStore& store = *model.store;
+  auto check_into = [&](LayerSpec& L) {
+    return [&](const TensorUse& t) {
+      expect_tensor(store, model.path, t.name, t.shape);
+      assign(t, c, model, L);
+    };
+  };
+  LayerSpec none;  // the model's own rows fill Model's fields
+  for_each_tensor(b, -1, check_into(none));
+  if (c.embed_scale != 1.0f) {
+    // transformers casts the scale to the embedding's dtype before multiplying (Gemma: sqrt(d)
+    // as bf16 in a bf16 checkpoint), so attnspec rounds it the same way.
+    const DType t = store.at(model.embed).dtype;
+    if (t == DType::BF16) {
+      uint32_t bits;
+      std::memcpy(&bits, &c.embed_scale, 4);
+      bits = (bits + 0x7fff + ((bits >> 16) & 1)) & 0xffff0000u;  // round to nearest even
+      std::memcpy(&c.embed_scale, &bits, 4);
+    } else if (t == DType::F16) {
+      // Nearest float16 (ties to even): keep 11 significant bits; spacing 2^-24 below the normals.
+      const double x = c.embed_scale;
+      const double spacing = std::ldexp(1.0, std::max(std::ilogb(x), -14) - 10);
+      c.embed_scale = x > 65504 ? INFINITY : static_cast<float>(std::nearbyint(x / spacing) * spacing);
+    }
+  }
+  const auto& rows = b.table->layer_rows;
+  if (c.n_kv_heads != c.n_heads &&
+      std::any_of(rows.begin(), rows.end(), [](const TensorRow& r) { return r.layout == Layout::PerHead; }))
+    throw input_error(model.path.string(), "a per-head fused query_key_value needs as many key/value heads as query heads");
+  for (int l = 0; l < c.n_layers; ++l) {
+    LayerSpec L;
+    for_each_tensor(b, l, check_into(L));
+    model.layers.push_back(std::move(L));
+  }
+  // A tensor of a layer the config does not have means config and weights disagree.
+  const std::string block = b.table->block, layer_root = b.prefix + block.substr(0, block.find("{L}"));
+  for (const auto& [name, t] : store.tensors()) {
+    if (name.rfind(layer_root, 0) == 0) {
+      const int layer = std::atoi(name.c_str() + layer_root.size());
+      if (layer >= c.n_layers)
+        throw input_error(t.file->path().string(), "holds tensor '" + name + "' of layer " + std::to_string(layer) +
+                                                       " but config.json has " + std::to_string(c.n_layers) + " layers");
+    }
+    c.parameter_count += t.numel();
+  }
+}
+
 std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
   auto model = std::make_unique<Model>();
   model->path = path;
@@ -638,177 +793,7 @@ std::unique_ptr<Model> load_model(const std::filesystem::path& path) {
     model->format = "safetensors";
     model->hf_config = read_json_file(config_where);
   }
-  Description desc = describe(model->hf_config, config_where);
-  const FamilyTable* table = desc.table;
-  const Biases bias = desc.bias;
-  model->config = std::move(desc.config);
-  ModelConfig& c = model->config;
-
-  if (!model->store) model->store = TensorStore::open(path);
-  const TensorStore& store = *model->store;
-  std::string prefix;
-  bool found = false;
-  for (const char* p : table->prefixes)
-    if (store.find(std::string(p) + table->embed)) { prefix = p; found = true; break; }
-  if (!found) throw input_error(path.string(), std::string("missing tensor '") + table->prefixes[0] + table->embed + "' (the token embedding)");
-
-  const int64_t d = c.d_model, qd = int64_t(c.n_heads) * c.head_dim, kvd = int64_t(c.n_kv_heads) * c.head_dim;
-  const int64_t de = c.embed_width > 0 ? c.embed_width : d;
-  model->embed = prefix + table->embed;
-  expect_tensor(store, path, model->embed, {c.vocab_size, de});
-  if (de != d) {
-    if (!*table->embed_proj)
-      throw input_error(path.string(), "embedding width " + std::to_string(de) + " differs from hidden size " + std::to_string(d));
-    LinearSpec& p = model->embed_proj;
-    p.weight = prefix + table->embed_proj + ".weight";
-    p.out = d;
-    p.in = de;
-    expect_tensor(store, path, p.weight, {d, de});
-  }
-  if (c.learned_positions) {
-    model->pos_embed = prefix + table->pos_embed;
-    expect_tensor(store, path, model->pos_embed, {int64_t(c.max_positions) + c.position_offset, d});
-  }
-  if (c.embed_scale != 1.0f) {
-    // transformers casts the scale to the embedding's dtype before multiplying (Gemma: sqrt(d)
-    // as bf16 in a bf16 checkpoint), so attnspec rounds it the same way.
-    const DType t = store.at(model->embed).dtype;
-    if (t == DType::BF16) {
-      uint32_t bits;
-      std::memcpy(&bits, &c.embed_scale, 4);
-      bits = (bits + 0x7fff + ((bits >> 16) & 1)) & 0xffff0000u;  // round to nearest even
-      std::memcpy(&c.embed_scale, &bits, 4);
-    } else if (t == DType::F16) {
-      // Nearest float16 (ties to even): keep 11 significant bits; spacing 2^-24 below the normals.
-      const double x = c.embed_scale;
-      const double spacing = std::ldexp(1.0, std::max(std::ilogb(x), -14) - 10);
-      c.embed_scale = x > 65504 ? INFINITY : static_cast<float>(std::nearbyint(x / spacing) * spacing);
-    }
-  }
-
-  // GPT-2's Conv1D weights are [in, out] in Hugging Face files; llama.cpp's converter stores them
-  // transposed, as [out, in] Linears, so there the fused c_attn is Q | K | V row blocks.
-  const bool conv1d = table->conv1d && model->format == "safetensors";
-  const FusedQkv fused_qkv = table->conv1d && !conv1d ? FusedQkv::Blocks : table->fused_qkv;
-  auto linear = [&](const char* pattern, int layer, int64_t out, int64_t in, bool has_bias) {
-    LinearSpec s;
-    s.weight = prefix + with_layer(pattern, layer) + ".weight";
-    s.bias = has_bias ? prefix + with_layer(pattern, layer) + ".bias" : "";
-    s.out = out;
-    s.in = in;
-    s.in_out_layout = conv1d;
-    return s;
-  };
-  auto norm_weight = [&](const char* pattern, int layer, int64_t size) {
-    if (!*pattern) return std::string();
-    const std::string name = prefix + with_layer(pattern, layer) + ".weight";
-    expect_tensor(store, path, name, {size});
-    return name;
-  };
-  // A norm's parameters: `.weight` / `.bias`, or `.gamma` / `.beta` as older BERT checkpoints
-  // name them.
-  auto norm_names = [&](const std::string& base, std::string& weight, std::string& bias_name) {
-    const bool old_names = !store.find(base + ".weight") && store.find(base + ".gamma");
-    if (bias.norm_weight) weight = base + (old_names ? ".gamma" : ".weight");
-    if (bias.norm) bias_name = base + (old_names ? ".beta" : ".bias");
-  };
-  if (*table->type_embed) {
-    model->type_embed = prefix + table->type_embed;
-    expect_tensor(store, path, model->type_embed, {c.type_vocab_size, d});
-  }
-  if (*table->embed_norm) {
-    norm_names(prefix + table->embed_norm, model->embed_norm_weight, model->embed_norm_bias);
-    for (const auto& n : {model->embed_norm_weight, model->embed_norm_bias})
-      if (!n.empty()) expect_tensor(store, path, n, {d});
-  }
-  if (fused_qkv == FusedQkv::PerHead && c.n_kv_heads != c.n_heads)
-    throw input_error(path.string(), "a per-head fused query_key_value needs as many key/value heads as query heads");
-  for (int l = 0; l < c.n_layers; ++l) {
-    LayerSpec L;
-    norm_names(prefix + with_layer(table->attn_norm, l), L.attn_norm_weight, L.attn_norm_bias);
-    norm_names(prefix + with_layer(table->mlp_norm, l), L.mlp_norm_weight, L.mlp_norm_bias);
-    for (const auto& n : {L.attn_norm_weight, L.attn_norm_bias, L.mlp_norm_weight, L.mlp_norm_bias})
-      if (!n.empty()) expect_tensor(store, path, n, {d});
-    if (c.qk_norm) {
-      L.q_norm_weight = norm_weight(table->q_norm, l, c.head_dim);
-      L.k_norm_weight = norm_weight(table->k_norm, l, c.head_dim);
-    }
-    L.attn_out_norm_weight = norm_weight(table->attn_out_norm, l, d);
-    L.mlp_out_norm_weight = norm_weight(table->mlp_out_norm, l, d);
-
-    if (conv1d) {
-      // Fused c_attn: weight [d, 3d] holds Q | K | V column blocks, bias [3d] likewise.
-      L.q = linear(table->q, l, qd, d, bias.qkv);
-      L.k = linear(table->k, l, kvd, d, bias.qkv);
-      L.v = linear(table->v, l, kvd, d, bias.qkv);
-      L.k.col_offset = qd;
-      L.v.col_offset = qd + kvd;
-      expect_tensor(store, path, L.q.weight, {d, qd + 2 * kvd});
-      if (bias.qkv) expect_tensor(store, path, L.q.bias, {qd + 2 * kvd});
-      L.o = linear(table->o, l, d, qd, bias.o);
-      L.up = linear(table->up, l, c.d_ff, d, bias.mlp);
-      L.down = linear(table->down, l, d, c.d_ff, bias.mlp);
-      for (const LinearSpec* s : {&L.o, &L.up, &L.down}) {
-        expect_tensor(store, path, s->weight, {s->in, s->out});
-        if (!s->bias.empty()) expect_tensor(store, path, s->bias, {s->out});
-      }
-    } else {
-      L.q = linear(table->q, l, qd, d, bias.qkv);
-      L.k = linear(table->k, l, kvd, d, bias.qkv);
-      L.v = linear(table->v, l, kvd, d, bias.qkv);
-      L.o = linear(table->o, l, d, qd, bias.o);
-      L.up = linear(table->up, l, c.d_ff, d, bias.mlp);
-      const bool gated = c.mlp == MlpKind::SwiGLU || c.mlp == MlpKind::GeGLU;
-      if (gated) L.gate = linear(table->gate, l, c.d_ff, d, bias.mlp);
-      L.down = linear(table->down, l, d, c.d_ff, bias.mlp);
-      std::vector<const LinearSpec*> separate;  // checked in the order q, k, v, o, up, gate, down
-      if (fused_qkv == FusedQkv::None) {
-        separate = {&L.q, &L.k, &L.v};
-      } else {
-        // One [qd + 2 kvd, d] weight (and bias): Q | K | V row blocks, or per head [Q_h; K_h; V_h].
-        if (fused_qkv == FusedQkv::Blocks) {
-          L.k.row_offset = qd;
-          L.v.row_offset = qd + kvd;
-        } else {
-          for (LinearSpec* s : {&L.q, &L.k, &L.v}) {
-            s->head_rows = c.head_dim;
-            s->head_stride = 3 * int64_t(c.head_dim);
-          }
-          L.k.row_offset = c.head_dim;
-          L.v.row_offset = 2 * int64_t(c.head_dim);
-        }
-        expect_tensor(store, path, L.q.weight, {qd + 2 * kvd, d});
-        if (bias.qkv) expect_tensor(store, path, L.q.bias, {qd + 2 * kvd});
-      }
-      separate.push_back(&L.o);
-      if (table->fused_gate_up) {
-        // One [2 d_ff, d] weight: gate rows first, then up (transformers' chunk(2)).
-        L.up.row_offset = c.d_ff;
-        expect_tensor(store, path, L.up.weight, {2 * int64_t(c.d_ff), d});
-        if (bias.mlp) expect_tensor(store, path, L.up.bias, {2 * int64_t(c.d_ff)});
-      } else {
-        separate.push_back(&L.up);
-        if (gated) separate.push_back(&L.gate);
-      }
-      separate.push_back(&L.down);
-      for (const LinearSpec* s : separate) {
-        expect_tensor(store, path, s->weight, {s->out, s->in});
-        if (!s->bias.empty()) expect_tensor(store, path, s->bias, {s->out});
-      }
-    }
-    model->layers.push_back(std::move(L));
-  }
-  // A tensor of a layer the config does not have means config and weights disagree.
-  const std::string layer_root = prefix + std::string(table->attn_norm).substr(0, std::string(table->attn_norm).find("{L}"));
-  for (const auto& [name, t] : store.tensors()) {
-    if (name.rfind(layer_root, 0) == 0) {
-      const int layer = std::atoi(name.c_str() + layer_root.size());
-      if (layer >= c.n_layers)
-        throw input_error(t.file->path().string(), "holds tensor '" + name + "' of layer " + std::to_string(layer) +
-                                                       " but config.json has " + std::to_string(c.n_layers) + " layers");
-    }
-    c.parameter_count += t.numel();
-  }
+  resolve_tensors(*model, config_where);
   return model;
 }
 
