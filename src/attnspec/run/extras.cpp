@@ -196,8 +196,12 @@ std::string head_summary_csv(const std::string& heads_csv) {
   const int cl = t.column("layer"), ch = t.column("head"), cg = t.column("kv_head"), cw = t.column("k90_weights");
   // The heads.csv columns spread per head; those an option adds only when heads.csv holds them.
   std::vector<std::string> metrics;
-  for (const auto& c : heads_columns())
-    if (c.spread_per_head && (c.added_by == AddedBy::Always || t.column(c.name) >= 0)) metrics.push_back(c.name);
+  for (const auto& c : heads_columns()) {
+    if (!c.spread_per_head) continue;
+    if (t.column(c.name) >= 0) metrics.push_back(c.name);
+    else if (c.added_by == AddedBy::Always && cl >= 0 && ch >= 0)
+      throw InputError("heads.csv has no column " + c.name + ", which every run writes");
+  }
   const Columns<HeadSummaryRow> columns = head_summary_columns(metrics);
   std::string out = csv_header(columns);
   if (cl < 0 || ch < 0) return out;

@@ -3,6 +3,8 @@
 
 #include "attnspec/run/extras.h"
 
+#include "attnspec/common/error.h"
+
 namespace attnspec {
 namespace {
 
@@ -38,6 +40,10 @@ TEST(HeadSummary, WithoutCausalColumns) {
   ASSERT_EQ(t.rows.size(), 1u);
   EXPECT_EQ(t.rows[0][t.column("layer")], "1");
   EXPECT_EQ(t.rows[0][t.column("k90_field_median")], "3");
+}
+
+TEST(HeadSummary, MissingColumnEveryRunWritesIsBadInput) {
+  EXPECT_THROW(head_summary_csv("window,layer,head,kv_head,n,k90_weights\n0,1,2,1,8,4\n"), InputError);
 }
 
 TEST(Options, FieldModes) {
