@@ -184,8 +184,9 @@ class Progress:
 
 def run_job(job: Job, args, quiet: bool) -> None:
     from . import _core
+    from .runfolder import RunFolder
 
-    resume = (job.out / ".attnspec-run").is_dir()  # an interrupted earlier run: continue it
+    resume = RunFolder(job.out).is_interrupted  # an interrupted earlier run: continue it
     sys.stderr.flush()
     _core.run_analyze(
         os.fspath(job.model),
@@ -204,9 +205,9 @@ def run_job(job: Job, args, quiet: bool) -> None:
 
 
 def reproduce(args) -> Path:
-    from .table import write_table
-
     from ._core import InputError
+    from .runfolder import RunFolder
+    from .table import write_table
 
     jobs, skipped = check_contexts(plan(args), args.allow_long_context)
     if not jobs:
@@ -215,7 +216,7 @@ def reproduce(args) -> Path:
         print(f"attnspec reproduce: {msg}", file=sys.stderr, flush=True)
     progress = Progress(len(jobs), args.quiet)
     for i, job in enumerate(jobs):
-        if args.skip_existing and (job.out / "heads.csv").is_file() and (job.out / "summary.json").is_file():
+        if args.skip_existing and RunFolder(job.out).is_finished:
             progress.start(i, job, " (finished earlier, kept)")
             continue
         progress.start(i, job)

@@ -811,6 +811,7 @@ def _one_line(e: BaseException) -> str:
 def merge(runs: list, out: Path, options: Options, threads: int) -> None:
     """The run folders, DIR/heads.csv and the table, from the task files, in a fixed order."""
     from . import _core
+    from .runfolder import RunFolder
     from .table import load_runs, write_table
 
     header, lines = None, []
@@ -820,7 +821,7 @@ def merge(runs: list, out: Path, options: Options, threads: int) -> None:
             rows.extend(tuple(r) for r in read_task_file(task)["rows"])
         dest = out / run.rel
         _core.write_run(request(run, options, for_workers=False, threads=threads, out=dest), rows)
-        text = (dest / "heads.csv").read_text()
+        text = RunFolder(dest).heads_text()
         first_line, _, body = text.partition("\n")
         header = header or "model,text,ctx," + first_line
         prefix = f"{run.model.name},{run.input.name},{run.ctx},"
