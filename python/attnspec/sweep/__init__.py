@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ._cli import Parser, run_command
+from .._cli import Parser, run_command
 
 PROG = "attnspec sweep"
 
@@ -117,7 +117,7 @@ class _Invalid(Exception):
 
 
 def _read_manifest_file(path: Path) -> dict:
-    from ._core import InputError
+    from .._core import InputError
 
     if not path.is_file():
         raise InputError(f"{path}: no such manifest file")
@@ -233,9 +233,9 @@ def load_manifest(path: Path) -> Manifest:
     Relative paths are relative to the manifest's folder. A model is a checkpoint folder, a one-file
     checkpoint (a GGUF file or a llama2.c .bin, read and checked by the engine when the runs are
     planned), or else a Hugging Face hub id."""
-    from . import resolve_model
-    from ._core import InputError
-    from .reproduce import _safe, _unique_names
+    from .. import resolve_model
+    from .._core import InputError
+    from ..reproduce import _safe, _unique_names
 
     path = Path(path)
     data = _read_manifest_file(path)
@@ -428,8 +428,8 @@ def window_seconds(config: dict, ctx: int) -> float:
 def plan(manifest: Manifest, out: Path, threads: int, say) -> list:
     """The runs of the sweep and their tasks, in (model, text, ctx, window) order. Reads every model
     and input once (bad input: InputError, before anything runs)."""
-    from . import __version__
-    from ._core import Model, describe_run
+    from .. import __version__
+    from .._core import Model, describe_run
 
     o = manifest.options
     runs = []
@@ -527,7 +527,7 @@ def _node() -> dict:
 
 def compute_weight_spectra(req: dict):
     """The model's W_Q^T W_K singular values ([layers, heads, d_h], NaN-padded), once per model."""
-    from . import _core, resolve_model
+    from .. import _core, resolve_model
 
     req = dict(req, model=os.fspath(resolve_model(req["model"])))
     return _core.weight_spectra(req)
@@ -536,7 +536,7 @@ def compute_weight_spectra(req: dict):
 def run_block(req: dict, first: int, last: int, weights) -> dict:
     """Windows [first, last) of one run with the model's shared W_Q^T W_K spectra: the rows of
     heads.csv etc., where and how long it took."""
-    from . import _core, resolve_model
+    from .. import _core, resolve_model
 
     t0 = time.time()
     req = dict(req, model=os.fspath(resolve_model(req["model"])))
@@ -568,7 +568,7 @@ def run_block_on_worker(req: dict, first: int, last: int, weights) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 def _fmt_seconds(s: float) -> str:
-    from .reproduce import _fmt_seconds as f
+    from ..reproduce import _fmt_seconds as f
 
     return f(s)
 
@@ -663,7 +663,7 @@ class LocalExecutor:
 
 def _check_reachable(address: str) -> None:
     """A cluster address (host:port of the head's GCS) that accepts no connection is bad input."""
-    from ._core import InputError
+    from .._core import InputError
 
     host, sep, port = address.rpartition(":")
     if address == "auto" or address.startswith("ray://") or not sep or not port.isdigit():
@@ -694,7 +694,7 @@ class RayExecutor:
                 ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
                          runtime_env={"env_vars": {TASK_GATE: gate}} if gate else None)
             except (ConnectionError, RuntimeError, ValueError) as e:
-                from ._core import InputError
+                from .._core import InputError
 
                 raise InputError(f"cannot connect to the Ray cluster at {address} ({_one_line(e)}); start it with "
                                  "`ray start --head` and pass the address it prints") from None
@@ -715,7 +715,7 @@ class RayExecutor:
 
     def check_memory(self, runs) -> None:
         """A task that no node can hold would wait forever: refuse it up front."""
-        from ._core import InputError
+        from .._core import InputError
 
         nodes = [n for n in self.ray.nodes() if n.get("Alive")]
         most = max((n.get("Resources", {}).get("memory", 0) for n in nodes), default=0)
@@ -810,9 +810,9 @@ def _one_line(e: BaseException) -> str:
 
 def merge(runs: list, out: Path, options: Options, threads: int) -> None:
     """The run folders, DIR/heads.csv and the table, from the task files, in a fixed order."""
-    from . import _core
-    from .runfolder import RunFolder
-    from .table import load_runs, write_table
+    from .. import _core
+    from ..runfolder import RunFolder
+    from ..table import load_runs, write_table
 
     header, lines = None, []
     for run in runs:
@@ -834,7 +834,7 @@ def merge(runs: list, out: Path, options: Options, threads: int) -> None:
 
 
 def _report(runs: list, records: dict, ran: set, failures: list, executor, wall: float, manifest: Manifest) -> dict:
-    from . import __version__
+    from .. import __version__
 
     models: dict = {}
     nodes: dict = {}
@@ -911,7 +911,7 @@ def _print_report(report: dict, quiet: bool) -> None:
 def sweep(manifest_path: Path, out: Path, ray_address: Optional[str] = None, quiet: bool = False) -> dict:
     """Runs the sweep; returns the report (also written to DIR/sweep_report.json). Raises
     :class:`InputError` for bad input and when tasks failed on bad input."""
-    from ._core import InputError
+    from .._core import InputError
 
     t0 = time.monotonic()
     manifest = load_manifest(Path(manifest_path))
