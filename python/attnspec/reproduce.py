@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ._cli import Parser, run_command
+from .sweep.progress import fmt_seconds
 
 PROG = "attnspec reproduce"
 
@@ -65,23 +65,10 @@ class Job:
     out: Path
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("._") or "x"
-
-
-def _unique_names(paths: Sequence[Path], name_of) -> list[str]:
-    names, used = [], {}
-    for p in paths:
-        base = _safe(name_of(p))
-        n = used.get(base, 0)
-        used[base] = n + 1
-        names.append(base if n == 0 else f"{base}-{n + 1}")
-    return names
-
-
 def plan(args) -> list[Job]:
     """The jobs in order (model, then input, then ctx); :class:`InputError` for bad input."""
     from ._core import InputError
+    from .sweep.manifest import unique_names
 
     if not args.model:
         raise InputError("reproduce needs at least one --model PATH")
@@ -106,8 +93,8 @@ def plan(args) -> list[Job]:
     for f, kind in inputs:
         if not f.is_file():
             raise InputError(f"{f}: no such {'text' if kind == 'text' else 'token-ids'} file")
-    model_names = _unique_names(models, lambda p: os.path.basename(os.path.normpath(p)))
-    text_names = _unique_names([f for f, _ in inputs], lambda p: p.stem)
+    model_names = unique_names(models, lambda p: os.path.basename(os.path.normpath(p)))
+    text_names = unique_names([f for f, _ in inputs], lambda p: p.stem)
     out = Path(args.out)
     jobs = []
     for m, mname in zip(models, model_names):
@@ -141,13 +128,6 @@ def check_contexts(jobs: list[Job], allow_long_context: bool) -> tuple[list[Job]
     return keep, skipped
 
 
-def _fmt_seconds(s: float) -> str:
-    if s < 60:
-        return f"{s:.1f} s"
-    m, s = divmod(int(round(s)), 60)
-    return f"{m} min {s:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
-
-
 class Progress:
     """One line per (model, text, ctx) on stderr: a bar on a terminal, plain lines otherwise."""
 
@@ -163,15 +143,15 @@ class Progress:
         elapsed = time.monotonic() - self.t0
         eta = ""
         if self.done_times:
-            eta = f", eta {_fmt_seconds(sum(self.done_times) / len(self.done_times) * (self.total - i))}"
+            eta = f", eta {fmt_seconds(sum(self.done_times) / len(self.done_times) * (self.total - i))}"
         what = f"{job.model_name} | {job.text_name} | ctx {job.ctx}"
         if self.tty:
             width = 20
             filled = int(round(width * i / self.total))
             bar = "#" * filled + "-" * (width - filled)
-            line = f"attnspec reproduce [{bar}] run {i + 1}/{self.total}: {what}{note}  ({_fmt_seconds(elapsed)}{eta})"
+            line = f"attnspec reproduce [{bar}] run {i + 1}/{self.total}: {what}{note}  ({fmt_seconds(elapsed)}{eta})"
         else:
-            line = f"attnspec reproduce: run {i + 1}/{self.total}: {what}{note}  ({_fmt_seconds(elapsed)} elapsed{eta})"
+            line = f"attnspec reproduce: run {i + 1}/{self.total}: {what}{note}  ({fmt_seconds(elapsed)} elapsed{eta})"
         print(line, file=sys.stderr, flush=True)
 
     def finish(self, seconds: float) -> None:
@@ -226,7 +206,7 @@ def reproduce(args) -> Path:
     out = Path(args.out)
     paths = write_table([j.out for j in jobs], out)
     progress.say(f"wrote {len(jobs)} run(s) and {paths['md']}, {paths['csv'].name}, {paths['json'].name} "
-                 f"in {_fmt_seconds(time.monotonic() - progress.t0)}")
+                 f"in {fmt_seconds(time.monotonic() - progress.t0)}")
     if args.report:
         from .report import write_report
 
