@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .._cli import Parser, run_command
-from .executors import (TASK_GATE, Events, LocalExecutor, RayExecutor, compute_weight_spectra,
-                        execute, run_block, run_block_on_worker)
+from .executors import (TASK_GATE, Events, LocalExecutor, RayExecutor, RunExecutor, analyze_run,
+                        compute_weight_spectra, execute, run_block, run_block_on_worker)
 from .manifest import InputEntry, Manifest, ModelEntry, load_manifest
 from .merge import merge
 from .options import Options, request
@@ -51,8 +51,8 @@ __all__ = [
     "sweep", "main", "SweepFailed", "PROG",
     "Manifest", "ModelEntry", "InputEntry", "load_manifest", "Options", "request",
     "Run", "Task", "runs_of", "plan", "model_fingerprint", "file_fingerprint", "window_seconds", "read_task_file",
-    "write_atomically", "Events", "execute", "LocalExecutor", "RayExecutor", "TASK_GATE",
-    "compute_weight_spectra", "run_block", "run_block_on_worker", "merge", "Progress",
+    "write_atomically", "Events", "execute", "LocalExecutor", "RunExecutor", "RayExecutor", "TASK_GATE",
+    "compute_weight_spectra", "run_block", "run_block_on_worker", "analyze_run", "merge", "Progress",
     "time_report", "print_report", "fmt_seconds", "count", "one_line",
 ]
 

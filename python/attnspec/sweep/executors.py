@@ -1,6 +1,6 @@
-"""Where a sweep's tasks run: one after another in this process (:class:`LocalExecutor`) or on a Ray
-cluster (:class:`RayExecutor`), what a task runs there, and :func:`execute`, the loop that keeps an
-executor busy.
+"""Where a sweep's tasks run: one after another in this process (:class:`LocalExecutor`; whole
+``analyze`` runs with :class:`RunExecutor`) or on a Ray cluster (:class:`RayExecutor`), what a task
+runs there, and :func:`execute`, the loop that keeps an executor busy.
 
 An executor offers ``slots()``, ``check_memory(runs)``, ``submit(task)`` (a handle), ``wait(handles,
 timeout)`` (``(handle, result, error)`` for each task that ended) and ``cancel(handles)``."""
@@ -15,8 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+from ..runfolder import RunFolder
 from .options import Options, request
-from .plan import Task, write_atomically
+from .plan import Run, Task, write_atomically
 from .progress import one_line
 
 
@@ -91,6 +92,30 @@ def run_block_on_worker(req: dict, first: int, last: int, weights) -> dict:
     return run_block(req, first, last, weights)
 
 
+def analyze_run(run: Run, options: Options, threads: int, out: Path, quiet: bool) -> None:
+    """A whole run by the engine's own ``analyze`` into ``out``, with its progress line per window
+    unless ``quiet``, continuing the run an earlier one left unfinished there."""
+    from .. import _core
+
+    req = request(run, options, for_workers=False, threads=threads, out=out)
+    resume = RunFolder(out).is_interrupted
+    sys.stderr.flush()
+    _core.run_analyze(
+        req["model"],
+        text=req["text"],
+        token_ids=req["token_ids"],
+        ctx=req["ctx"],
+        out=req["out"],
+        max_windows=req["max_windows"],
+        save_spectra=req["save_spectra"],
+        threads=req["threads"],
+        tokenizer=req["tokenizer"],
+        allow_long_context=req["allow_long_context"],
+        quiet=quiet,
+        resume=resume,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Executors: the same tasks in this process, or on Ray
 # ---------------------------------------------------------------------------------------------
@@ -130,6 +155,19 @@ class LocalExecutor:
 
     def cancel(self, inflight: list) -> None:
         pass
+
+
+class RunExecutor(LocalExecutor):
+    """Runs each task as a whole run of the engine's ``analyze``, written straight into
+    ``out/<model>/<text>/ctx<N>/`` (see :func:`analyze_run`), one after another in this process."""
+
+    def __init__(self, options: Options, threads: int, out: Path, quiet: bool):
+        super().__init__(options, threads)
+        self.out, self.quiet = out, quiet
+
+    def run(self, task: Task) -> dict:
+        analyze_run(task.run, self.options, self.threads, self.out / task.run.rel, self.quiet)
+        return {}
 
 
 def _check_reachable(address: str) -> None:

@@ -8,7 +8,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 from .options import Invalid, Options, parse_options
 
@@ -21,7 +21,7 @@ class ModelEntry:
     ref: str  # as the workers resolve it: an absolute folder or checkpoint file, or a hub id
     folder: Path  # resolved here: a checkpoint folder, or a one-file checkpoint (.gguf, llama2.c .bin)
     name: str
-    tokenizer: Optional[Path] = None
+    tokenizer: Union[Path, str, None] = None  # a tokenizer folder or file, passed on as given
 
 
 @dataclass
@@ -33,7 +33,7 @@ class InputEntry:
 
 @dataclass
 class Manifest:
-    source: Path
+    source: Optional[Path]  # the manifest file (None: built in, as reproduce's)
     models: list
     inputs: list
     ctx: list

@@ -41,16 +41,18 @@ class Run:
 
 @dataclass(eq=False)
 class Task:
+    """Windows ``[first, last)`` of a run (``last`` None: the whole run, as one ``analyze``)."""
+
     run: Run
-    first: int
-    last: int
-    fingerprint: str
-    file: Path
-    cost: float  # estimated seconds
+    first: int = 0
+    last: Optional[int] = None
+    fingerprint: str = ""
+    file: Optional[Path] = None  # where its record goes
+    cost: float = 0.0  # estimated seconds
 
     @property
     def label(self) -> str:
-        return f"{self.run.rel} windows {self.first}-{self.last - 1}"
+        return self.run.rel if self.last is None else f"{self.run.rel} windows {self.first}-{self.last - 1}"
 
 
 def runs_of(manifest: Manifest, skip: Callable[[str], None], how_to_allow: str) -> Iterator[Run]:
