@@ -4,7 +4,8 @@
   and ``demo``): ``heads.csv`` and ``summary.json``, and as asked for ``spectra.jsonl``,
   ``head_summary.csv``, ``layers.csv``; while unfinished, the engine's checkpoints in ``.attnspec-run/``;
 - a plan run (``attnspec plan``): ``plan.json``, ``plan.csv``, ``plan_curves.csv``;
-- a folder of runs (``attnspec reproduce``'s or ``attnspec sweep``'s DIR): analyze runs below it.
+- a folder of runs (``attnspec reproduce``'s or ``attnspec sweep``'s DIR): analyze runs below it; a
+  sweep's DIR also holds ``sweep_report.json`` and a ``heads.csv`` of all its runs' rows.
 
     >>> from attnspec.runfolder import RunFolder
     >>> run = RunFolder("runs/gpt2/book/ctx1024")
@@ -33,6 +34,7 @@ LAYERS = "layers.csv"
 PLAN = "plan.csv"
 PLAN_CURVES = "plan_curves.csv"
 PLAN_SUMMARY = "plan.json"
+SWEEP_REPORT = "sweep_report.json"
 #: the engine's checkpoints of an unfinished analyze run (``--resume`` continues from them)
 RUN_STATE = ".attnspec-run"
 #: the columns of a spectra.jsonl row that name its head, not a spectrum
@@ -58,8 +60,13 @@ class RunFolder:
 
     @property
     def is_analyze(self) -> bool:
-        """Holds heads.csv: an analyze run (finished when summary.json is there too)."""
-        return self.has(HEADS)
+        """Holds heads.csv of its own: an analyze run (finished when summary.json is there too)."""
+        return self.has(HEADS) and not self.is_sweep
+
+    @property
+    def is_sweep(self) -> bool:
+        """A sweep's DIR: its heads.csv holds the rows of the runs below it, not a run's own."""
+        return self.has(SWEEP_REPORT)
 
     @property
     def is_finished(self) -> bool:
@@ -93,7 +100,8 @@ class RunFolder:
         if self.is_analyze:
             return [self]
         below = sorted({h.parent for h in d.rglob(HEADS)
-                        if not any(x.startswith(".") for x in h.parent.parts[len(d.parts):])})
+                        if not any(x.startswith(".") for x in h.parent.parts[len(d.parts):])
+                        and RunFolder(h.parent).is_analyze})
         if not below:
             raise InputError(f"{d}: no {HEADS} (not an attnspec run folder, and none below it)")
         return [RunFolder(p) for p in below]
