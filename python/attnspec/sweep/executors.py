@@ -101,7 +101,7 @@ def analyze_run(run: Run, options: Options, threads: int, out: Path, quiet: bool
     resume = RunFolder(out).is_interrupted
     sys.stderr.flush()
     _core.run_analyze(
-        req["model"],
+        model=req["model"],
         text=req["text"],
         token_ids=req["token_ids"],
         ctx=req["ctx"],
