@@ -235,6 +235,7 @@ py::list option_table() {
     d["help"] = o.help;
     d["required"] = o.required;
     d["choices"] = py::cast(std::vector<std::string>(o.choices.begin(), o.choices.end()));
+    d["min"] = o.min == kNoMinimum ? py::object(py::none()) : py::object(py::int_(o.min));
     const std::string fallback = o.python_fallback ? o.python_fallback : o.fallback;
     if (fallback.empty()) d["default"] = py::none();
     else if (o.type == OptionType::Int) d["default"] = std::stoi(fallback);

@@ -80,6 +80,24 @@ def test_reproduce_layout_and_progress(reproduced):
     assert "skipping tiny-gpt2 at ctx 256" in err
 
 
+def test_reproduce_runs_are_analyze_byte_for_byte(reproduced, tmp_path):
+    """Each run folder of reproduce (a local sweep run by run) holds exactly what `attnspec analyze`
+    writes for the same model, input and options; summary.json differs only in its timings."""
+    out = reproduced["out"]
+    for model, ids, run in ((reproduced["stories"], STORY_IDS, out / "stories260K-hf" / "stories260K_story" / "ctx256"),
+                            (reproduced["gpt2"], out.parent / "random_ids.json", out / "tiny-gpt2" / "random_ids" / "ctx128")):
+        ref = tmp_path / run.parent.parent.name
+        proc = cli("analyze", "--model", model, "--token-ids", ids, "--ctx", run.name[3:], "--max-windows", 3,
+                   "--threads", 2, "--save-spectra", "--quiet", "--out", ref)
+        assert proc.returncode == 0, proc.stderr
+        assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in ref.iterdir())
+        for name in ("heads.csv", "spectra.jsonl", "head_summary.csv"):
+            assert (run / name).read_bytes() == (ref / name).read_bytes(), run / name
+        mine, theirs = json.loads((run / "summary.json").read_text()), json.loads((ref / "summary.json").read_text())
+        mine.pop("timing_seconds"), theirs.pop("timing_seconds")
+        assert mine == theirs
+
+
 def pandas_stats(frame: pd.DataFrame, col: str) -> tuple:
     v = frame[col].astype(float).dropna()
     return v.min(), v.median(), v.max()

@@ -229,6 +229,22 @@ def test_local_sweep_is_analyze_byte_for_byte(small_manifest, local_sweep, check
     assert "gpt2-base-float32/alpha/ctx16" in table  # the run folders, relative to DIR
 
 
+def test_sweep_folder_reads_as_its_runs(local_sweep, tmp_path):
+    """The readers take a sweep's DIR as the folder of runs it is (its own heads.csv holds all their
+    rows): the table made from it is the sweep's table, and `attnspec report DIR` works."""
+    import pandas as pd
+
+    from attnspec.table import write_table
+
+    write_table([local_sweep], tmp_path / "again")
+    ours, again = (pd.read_csv(d / "table.csv").drop(columns="runs") for d in (local_sweep, tmp_path / "again"))
+    pd.testing.assert_frame_equal(ours, again)
+    proc = subprocess.run(["attnspec", "report", str(local_sweep), "--out", str(tmp_path / "report"), "--quiet"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "report" / "report.html").is_file()
+
+
 def test_ray_sweep_matches_local_byte_for_byte(local_sweep, ray_sweep):
     assert_same_outputs(local_sweep, ray_sweep)
     report = json.loads((ray_sweep / "sweep_report.json").read_text())

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import _core
 from ._core import InputError, Model, Tokenizer, summarize
+from .runfolder import RunFolder
 
 __version__ = _core.__version__
 __all__ = [
@@ -85,27 +86,12 @@ class AnalysisResult:
 
     @classmethod
     def load(cls, out_dir: PathLike) -> "AnalysisResult":
-        """Loads a finished run folder (heads.csv, summary.json, and spectra.jsonl if present)."""
-        import pandas as pd
-
-        out = Path(out_dir)
-        result = cls(out_dir=out, summary=json.loads((out / "summary.json").read_text()))
-        result.heads = pd.read_csv(out / "heads.csv")
-        spectra_file = out / "spectra.jsonl"
-        if spectra_file.exists():
-            with spectra_file.open() as f:
-                for line in f:
-                    row = json.loads(line)
-                    result.spectra[(row["window"], row["layer"], row["head"])] = {
-                        name: np.asarray(value)
-                        for name, value in row.items()
-                        if name not in ("window", "layer", "head", "kv_head")
-                    }
-        if (out / "layers.csv").exists():
-            result.layers = pd.read_csv(out / "layers.csv")
-        if (out / "head_summary.csv").exists():
-            result.head_summary = pd.read_csv(out / "head_summary.csv")
-        return result
+        """Loads a finished run folder (heads.csv, summary.json, and spectra.jsonl, layers.csv,
+        head_summary.csv if present); :class:`InputError` when it is not one."""
+        run = RunFolder(out_dir)
+        run.require_finished()
+        return cls(out_dir=run.path, summary=run.summary(), heads=run.heads(), spectra=run.spectra(),
+                   layers=run.layers(), head_summary=run.head_summary())
 
     def report(self, path: Optional[PathLike] = None) -> Path:
         """Writes the HTML report of this run (figures embedded; each figure also as PNG and SVG in
@@ -295,15 +281,9 @@ class PlanResult:
 
     @classmethod
     def load(cls, out_dir: PathLike) -> "PlanResult":
-        import pandas as pd
-
-        out = Path(out_dir)
-        return cls(
-            out_dir=out,
-            summary=json.loads((out / "plan.json").read_text()),
-            plan=pd.read_csv(out / "plan.csv"),
-            curves=pd.read_csv(out / "plan_curves.csv"),
-        )
+        """Loads a finished plan folder; :class:`InputError` when it is not one."""
+        run = RunFolder(out_dir)
+        return cls(out_dir=run.path, summary=run.plan_summary(), plan=run.plan(), curves=run.plan_curves())
 
 
 @_with_table_signature("plan")
@@ -328,8 +308,7 @@ def aggregate(run_dirs: Sequence[Union[PathLike, AnalysisResult]]):
 
     frames = []
     for i, run in enumerate(run_dirs):
-        path = run.out_dir if isinstance(run, AnalysisResult) else Path(run)
-        df = pd.read_csv(path / "heads.csv")
+        df = RunFolder(run.out_dir if isinstance(run, AnalysisResult) else run).heads()
         df["run"] = i
         frames.append(df)
     if not frames:

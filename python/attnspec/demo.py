@@ -100,6 +100,7 @@ def run(out: PathLike = DEFAULT_OUT, ctx: int = DEFAULT_CTX, threads: int = 0, m
     from . import AnalysisResult, _core
     from ._core import InputError
     from .report import write_report
+    from .runfolder import RunFolder
     from .table import load_runs, write_table
 
     check_bundle()
@@ -123,7 +124,7 @@ def run(out: PathLike = DEFAULT_OUT, ctx: int = DEFAULT_CTX, threads: int = 0, m
         threads=int(threads),
         strip_gutenberg="no",
         quiet=bool(quiet),
-        resume=(run_dir / ".attnspec-run").is_dir(),  # an interrupted earlier demo: continue it
+        resume=RunFolder(run_dir).is_interrupted,  # an interrupted earlier demo: continue it
     )
     result = AnalysisResult.load(run_dir)
     runs = load_runs([run_dir])

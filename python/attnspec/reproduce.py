@@ -8,6 +8,10 @@ Each run goes to ``DIR/<model>/<text>/ctx<N>/`` exactly as ``attnspec analyze`` 
 ``table.md``, ``table.csv`` and ``table.json`` are written into ``DIR``. ``<model>`` is the checkpoint's
 folder name, ``<text>`` the input file's name without extension.
 
+It is a local sweep (:mod:`attnspec.sweep`) of a manifest built from the command line: the same runs
+in the same order, a task per run executed whole by the engine's ``analyze`` (:class:`RunExecutor`),
+then the table of the run folders instead of the sweep's merge.
+
 Also ``python -m attnspec.reproduce ...``. Exit status 0 on success, 2 for bad input (one line on
 stderr), 130 when interrupted (finished windows are kept; run again to continue).
 """
@@ -15,18 +19,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 from ._cli import Parser, run_command
+from .sweep.executors import Events, RunExecutor, execute
+from .sweep.manifest import InputEntry, Manifest, ModelEntry, unique_names
+from .sweep.options import Options
+from .sweep.plan import Task, runs_of
+from .sweep.progress import fmt_seconds
 
 PROG = "attnspec reproduce"
-
-
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,33 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-@dataclass
-class Job:
-    model: Path
-    model_name: str
-    source: Path
-    kind: str  # "text" or "token_ids"
-    text_name: str
-    ctx: int
-    out: Path
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("._") or "x"
-
-
-def _unique_names(paths: Sequence[Path], name_of) -> list[str]:
-    names, used = [], {}
-    for p in paths:
-        base = _safe(name_of(p))
-        n = used.get(base, 0)
-        used[base] = n + 1
-        names.append(base if n == 0 else f"{base}-{n + 1}")
-    return names
-
-
-def plan(args) -> list[Job]:
-    """The jobs in order (model, then input, then ctx); :class:`InputError` for bad input."""
+def manifest(args) -> Manifest:
+    """The sweep manifest of the command line: every --model on every --text and --token-ids file at
+    every --ctx (each once, in the order given); :class:`InputError` for bad input. Paths stay as
+    given; a model is named after its folder (or file), an input after its file without extension."""
     from ._core import InputError
 
     if not args.model:
@@ -106,130 +88,104 @@ def plan(args) -> list[Job]:
     for f, kind in inputs:
         if not f.is_file():
             raise InputError(f"{f}: no such {'text' if kind == 'text' else 'token-ids'} file")
-    model_names = _unique_names(models, lambda p: os.path.basename(os.path.normpath(p)))
-    text_names = _unique_names([f for f, _ in inputs], lambda p: p.stem)
-    out = Path(args.out)
-    jobs = []
-    for m, mname in zip(models, model_names):
-        for (f, kind), tname in zip(inputs, text_names):
-            for c in dict.fromkeys(args.ctx):  # each ctx once, in the order given
-                jobs.append(Job(m, mname, f, kind, tname, c, out / mname / tname / f"ctx{c}"))
-    return jobs
+    model_names = unique_names(models, lambda p: os.path.basename(os.path.normpath(p)))
+    text_names = unique_names([f for f, _ in inputs], lambda p: p.stem)
+    return Manifest(
+        source=None,
+        models=[ModelEntry(ref=os.fspath(m), folder=m, name=name, tokenizer=args.tokenizer)
+                for m, name in zip(models, model_names)],
+        inputs=[InputEntry(path=f, kind=kind, name=name) for (f, kind), name in zip(inputs, text_names)],
+        ctx=list(dict.fromkeys(args.ctx)),
+        options=Options(max_windows=args.max_windows, threads=args.threads, save_spectra=not args.no_spectra,
+                        allow_long_context=args.allow_long_context),
+    )
 
 
-def check_contexts(jobs: list[Job], allow_long_context: bool) -> tuple[list[Job], list[str]]:
-    """Drops the (model, ctx) pairs the model cannot run (ctx beyond its max_position_embeddings:
-    learned positions, or RoPE without --allow-long-context) and says why. Loading each model
-    first also turns a broken checkpoint into bad input before any run starts."""
-    from ._core import Model
+class Progress(Events):
+    """One line per (model, text, ctx) on stderr, in order: a bar on a terminal, plain lines otherwise.
+    A run kept from earlier (``--skip-existing``) gets its line when the sweep passes it."""
 
-    configs: dict = {}
-    keep, skipped = [], []
-    for job in jobs:
-        if job.model not in configs:
-            configs[job.model] = Model.load(os.fspath(job.model)).config
-        c = configs[job.model]
-        limit = int(c.get("max_positions") or 0)
-        learned = c.get("positions") == "learned"
-        if limit and job.ctx > limit and (learned or not allow_long_context):
-            why = ("learned positions cannot be extended" if learned else "pass --allow-long-context to run it anyway")
-            msg = f"skipping {job.model_name} at ctx {job.ctx}: beyond its max_position_embeddings {limit} ({why})"
-            if msg not in skipped:
-                skipped.append(msg)
-            continue
-        keep.append(job)
-    return keep, skipped
-
-
-def _fmt_seconds(s: float) -> str:
-    if s < 60:
-        return f"{s:.1f} s"
-    m, s = divmod(int(round(s)), 60)
-    return f"{m} min {s:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
-
-
-class Progress:
-    """One line per (model, text, ctx) on stderr: a bar on a terminal, plain lines otherwise."""
-
-    def __init__(self, total: int, quiet: bool):
-        self.total, self.quiet = total, quiet
+    def __init__(self, tasks: list, kept: set, quiet: bool):
+        self.tasks, self.kept, self.quiet = tasks, kept, quiet
+        self.total = len(tasks)
+        self.next = 0  # the first task without its line
         self.tty = sys.stderr.isatty()
         self.t0 = time.monotonic()
         self.done_times: list[float] = []
 
-    def start(self, i: int, job: Job, note: str = "") -> None:
+    def started(self, task: Task) -> None:
+        self._lines_up_to(self.tasks.index(task))
+
+    def finished(self, task: Task, result: dict, wall_seconds: float, running: int) -> None:
+        self.done_times.append(wall_seconds)
+
+    def failed(self, task: Task, error: BaseException, running: int) -> None:
+        raise error  # the first failure ends reproduce, with its own message
+
+    def close(self) -> None:
+        self._lines_up_to(self.total)
+
+    def _lines_up_to(self, index: int) -> None:
+        """The lines of the kept runs before ``index``, then of the run at ``index`` (if any)."""
+        for i in range(self.next, min(index + 1, self.total)):
+            self._line(i, self.tasks[i], " (finished earlier, kept)" if self.tasks[i] in self.kept else "")
+        self.next = max(self.next, index + 1)
+
+    def _line(self, i: int, task: Task, note: str) -> None:
         if self.quiet:
             return
+        run = task.run
         elapsed = time.monotonic() - self.t0
         eta = ""
         if self.done_times:
-            eta = f", eta {_fmt_seconds(sum(self.done_times) / len(self.done_times) * (self.total - i))}"
-        what = f"{job.model_name} | {job.text_name} | ctx {job.ctx}"
+            eta = f", eta {fmt_seconds(sum(self.done_times) / len(self.done_times) * (self.total - i))}"
+        what = f"{run.model.name} | {run.input.name} | ctx {run.ctx}"
         if self.tty:
             width = 20
             filled = int(round(width * i / self.total))
             bar = "#" * filled + "-" * (width - filled)
-            line = f"attnspec reproduce [{bar}] run {i + 1}/{self.total}: {what}{note}  ({_fmt_seconds(elapsed)}{eta})"
+            line = f"attnspec reproduce [{bar}] run {i + 1}/{self.total}: {what}{note}  ({fmt_seconds(elapsed)}{eta})"
         else:
-            line = f"attnspec reproduce: run {i + 1}/{self.total}: {what}{note}  ({_fmt_seconds(elapsed)} elapsed{eta})"
+            line = f"attnspec reproduce: run {i + 1}/{self.total}: {what}{note}  ({fmt_seconds(elapsed)} elapsed{eta})"
         print(line, file=sys.stderr, flush=True)
-
-    def finish(self, seconds: float) -> None:
-        self.done_times.append(seconds)
 
     def say(self, msg: str) -> None:
         if not self.quiet:
             print(f"attnspec reproduce: {msg}", file=sys.stderr, flush=True)
 
 
-def run_job(job: Job, args, quiet: bool) -> None:
-    from . import _core
-
-    resume = (job.out / ".attnspec-run").is_dir()  # an interrupted earlier run: continue it
-    sys.stderr.flush()
-    _core.run_analyze(
-        model=os.fspath(job.model),
-        text=os.fspath(job.source) if job.kind == "text" else None,
-        token_ids=os.fspath(job.source) if job.kind == "token_ids" else None,
-        ctx=int(job.ctx),
-        out=os.fspath(job.out),
-        max_windows=int(args.max_windows),
-        save_spectra=not args.no_spectra,
-        threads=int(args.threads),
-        tokenizer=args.tokenizer,
-        allow_long_context=bool(args.allow_long_context),
-        quiet=quiet,
-        resume=resume,
-    )
-
-
 def reproduce(args) -> Path:
+    from ._core import InputError
+    from .runfolder import RunFolder
     from .table import write_table
 
-    from ._core import InputError
+    m = manifest(args)
+    skipped: list = []  # each (model, ctx) once, though the sweep notes it for every input
 
-    jobs, skipped = check_contexts(plan(args), args.allow_long_context)
-    if not jobs:
-        raise InputError("no (model, text, ctx) left to run: " + "; ".join(m.replace("skipping ", "") for m in skipped))
+    def skip(msg: str) -> None:
+        if msg not in skipped:
+            skipped.append(msg)
+
+    runs = list(runs_of(m, skip, "pass --allow-long-context to run it anyway"))
+    if not runs:
+        raise InputError("no (model, text, ctx) left to run: " + "; ".join(s.replace("skipping ", "") for s in skipped))
     for msg in skipped:  # shown even with --quiet: the table will lack these rows
         print(f"attnspec reproduce: {msg}", file=sys.stderr, flush=True)
-    progress = Progress(len(jobs), args.quiet)
-    for i, job in enumerate(jobs):
-        if args.skip_existing and (job.out / "heads.csv").is_file() and (job.out / "summary.json").is_file():
-            progress.start(i, job, " (finished earlier, kept)")
-            continue
-        progress.start(i, job)
-        t = time.monotonic()
-        run_job(job, args, args.quiet)
-        progress.finish(time.monotonic() - t)
     out = Path(args.out)
-    paths = write_table([j.out for j in jobs], out)
-    progress.say(f"wrote {len(jobs)} run(s) and {paths['md']}, {paths['csv'].name}, {paths['json'].name} "
-                 f"in {_fmt_seconds(time.monotonic() - progress.t0)}")
+    tasks = [Task(run) for run in runs]  # each run whole, by the engine's analyze
+    kept = {t for t in tasks if args.skip_existing and RunFolder(out / t.run.rel).is_finished}
+    progress = Progress(tasks, kept, args.quiet)
+    execute(RunExecutor(m.options, m.options.threads, out, quiet=args.quiet), [t for t in tasks if t not in kept],
+            progress)
+    progress.close()
+    folders = [out / run.rel for run in runs]
+    paths = write_table(folders, out)
+    progress.say(f"wrote {len(runs)} run(s) and {paths['md']}, {paths['csv'].name}, {paths['json'].name} "
+                 f"in {fmt_seconds(time.monotonic() - progress.t0)}")
     if args.report:
         from .report import write_report
 
-        html = write_report([j.out for j in jobs], out / "report")
+        html = write_report(folders, out / "report")
         progress.say(f"wrote {html}")
     return out
 

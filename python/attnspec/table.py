@@ -1,7 +1,8 @@
 """The paper-style table: per model and per (model, text, ctx), the spread of k90 and of the gaps.
 
 Every number comes straight from the ``heads.csv`` of finished run folders (one row per window, layer
-and query head); ``summary.json`` supplies the model's description (family, parameter count, d_h).
+and query head); ``summary.json`` supplies the model's description (family, parameter count, d_h). Both
+are read by :class:`attnspec.runfolder.RunFolder`.
 
     >>> import attnspec
     >>> df = attnspec.table(["runs/gpt2/book/ctx1024", "runs/llama/book/ctx1024"])  # a DataFrame
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, Union
 
 from ._core import InputError
+from .runfolder import HEADS, RunFolder, run_folders
 
 if TYPE_CHECKING:
     import pandas
@@ -56,14 +58,19 @@ NOTES = [
 
 @dataclass
 class Run:
-    """A finished ``attnspec analyze`` run folder, loaded."""
+    """A finished ``attnspec analyze`` run folder, loaded for the table: ``dir`` is how the table names
+    the folder, ``folder`` reads it."""
 
     dir: Path
     summary: dict
     heads: Any  # pandas.DataFrame
     model_name: str = ""
     text_name: str = ""
-    _spectra: Optional[list] = field(default=None, repr=False)
+    folder: Optional[RunFolder] = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.folder is None:
+            self.folder = RunFolder(self.dir)
 
     @property
     def ctx(self) -> int:
@@ -85,16 +92,11 @@ class Run:
 
     @property
     def has_spectra(self) -> bool:
-        return (self.dir / "spectra.jsonl").is_file()
+        return self.folder.has_spectra
 
     def spectra(self) -> list:
         """The rows of spectra.jsonl (empty when the run was made without ``--save-spectra``)."""
-        if self._spectra is None:
-            self._spectra = []
-            if self.has_spectra:
-                with (self.dir / "spectra.jsonl").open() as f:
-                    self._spectra = [json.loads(line) for line in f if line.strip()]
-        return self._spectra
+        return self.folder.spectra_rows()
 
 
 def _path_name(p: str) -> str:
@@ -108,58 +110,21 @@ def input_name(summary: dict) -> str:
     return Path(src).stem or "input"
 
 
-def _is_run(d: Path) -> bool:
-    return (d / "heads.csv").is_file()
-
-
 def find_runs(paths: Iterable[PathLike]) -> list[Path]:
     """Run folders in ``paths``: each path is a run folder (it holds heads.csv) or a folder with run
     folders somewhere below it (like ``attnspec reproduce``'s output). Raises :class:`InputError`
     for a path that is neither."""
-    found: list[Path] = []
-    for p in paths:
-        d = Path(p)
-        if not d.exists():
-            raise InputError(f"{d}: no such run folder")
-        if not d.is_dir():
-            raise InputError(f"{d}: not a folder (give a run folder holding heads.csv and summary.json)")
-        if _is_run(d):
-            found.append(d)
-            continue
-        below = sorted({h.parent for h in d.rglob("heads.csv") if not any(x.startswith(".") for x in h.parent.parts[len(d.parts):])})
-        if not below:
-            raise InputError(f"{d}: no heads.csv (not an attnspec run folder, and none below it)")
-        found.extend(below)
-    seen, unique = set(), []
-    for d in found:
-        key = os.path.realpath(d)
-        if key not in seen:
-            seen.add(key)
-            unique.append(d)
-    return unique
+    return [run.path for run in run_folders(paths)]
 
 
-def load_run(d: PathLike) -> Run:
+def load_run(d: Union[PathLike, RunFolder]) -> Run:
     """Loads heads.csv and summary.json of one run folder; :class:`InputError` when they are missing
     or unreadable."""
-    import pandas as pd
-
-    d = Path(d)
-    heads_file, summary_file = d / "heads.csv", d / "summary.json"
-    if not heads_file.is_file():
-        raise InputError(f"{d}: no heads.csv (not a finished attnspec run folder)")
-    if not summary_file.is_file():
-        raise InputError(f"{d}: heads.csv without summary.json (not a finished attnspec run folder)")
-    try:
-        summary = json.loads(summary_file.read_text())
-    except (OSError, ValueError) as e:
-        raise InputError(f"{summary_file}: unreadable summary ({e})") from None
-    if not isinstance(summary, dict):
-        raise InputError(f"{summary_file}: not a JSON object")
-    try:
-        heads = pd.read_csv(heads_file)
-    except Exception as e:  # pandas raises several kinds on a malformed file
-        raise InputError(f"{heads_file}: unreadable ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    folder = d if isinstance(d, RunFolder) else RunFolder(d)
+    folder.require_finished()
+    summary = folder.summary()
+    heads = folder.heads()
+    heads_file = folder.path / HEADS
     missing = [c for c in REQUIRED_COLUMNS if c not in heads.columns]
     if missing:
         raise InputError(f"{heads_file}: missing column(s) {', '.join(missing)}")
@@ -169,14 +134,15 @@ def load_run(d: PathLike) -> Run:
         if c not in heads.columns:
             num, den = ("k90_weights", "k90_field") if c == "gap_k90" else ("erank_weights", "erank_field")
             heads[c] = (heads[num] / heads[den].where(heads[den] > 0)).astype(float)
-    return Run(dir=d, summary=summary, heads=heads, model_name=_path_name(summary.get("model", {}).get("path", "")),
-               text_name=input_name(summary))
+    return Run(dir=folder.path, summary=summary, heads=heads,
+               model_name=_path_name(summary.get("model", {}).get("path", "")), text_name=input_name(summary),
+               folder=folder)
 
 
 def load_runs(paths: Iterable[PathLike]) -> list[Run]:
     """:func:`find_runs` then :func:`load_run` for each; model names made unique (a suffix when two
     different checkpoints share a folder name)."""
-    runs = [load_run(d) for d in find_runs(paths)]
+    runs = [load_run(folder) for folder in run_folders(paths)]
     names: dict[str, list] = {}
     for r in runs:
         keys = names.setdefault(r.model_name, [])

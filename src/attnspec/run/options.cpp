@@ -74,7 +74,7 @@ const std::vector<Option>& options() {
        kNoMinimum, nullptr, nullptr, nullptr, ATTNSPEC_INT(ctx)},
       {"ctx", T::Int, kPlan, "window length in tokens (consecutive, non-overlapping windows)", "256", false, {},
        kNoMinimum, nullptr, nullptr, nullptr, ATTNSPEC_INT(ctx)},
-      {"max-windows", T::Int, kAnalyze | kPlan, "at most this many windows (0: all)", "0", false, {}, kNoMinimum,
+      {"max-windows", T::Int, kAnalyze | kPlan, "at most this many windows (0: all)", "0", false, {}, 0,
        nullptr, nullptr, nullptr, ATTNSPEC_INT(max_windows)},
       {"strip-gutenberg", T::Choice, kAnalyze | kPlan, "remove Project Gutenberg header/footer: auto, yes, no", "auto",
        false, {"auto", "yes", "no"}, kNoMinimum, nullptr, nullptr, nullptr,
