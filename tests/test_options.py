@@ -81,3 +81,21 @@ def test_plan_defaults_and_repeatable_tolerances(checkpoints, tmp_path):
                     "--tolerance", "0.3", "--tolerance", "0.1", "--out", str(tmp_path / "b")], check=True)
     r = attnspec.plan(model, token_ids=ids, ctx=32, tolerances=[0.3, 0.1], out=tmp_path / "c")
     assert (tmp_path / "b" / "plan.csv").read_text() == (tmp_path / "c" / "plan.csv").read_text()
+
+
+def test_sweep_manifest_options_are_the_table():
+    """A manifest's [options] hold analyze's options with the table's defaults (and the sweep's own)."""
+    from attnspec.sweep.options import Options, parse_options
+
+    per_run = {"model", "text", "token_ids", "tokenizer", "out", "ctx", "quiet", "resume"}
+    fields = Options.__dataclass_fields__
+    engine = [o for o in _of("analyze") if o["keyword"] not in per_run]
+    assert {o["keyword"] for o in engine} | {"windows_per_task", "task_seconds", "max_retries"} == set(fields)
+    for o in engine:
+        assert fields[o["keyword"]].default == o["default"], o["keyword"]
+    from attnspec.sweep.options import Invalid
+
+    with pytest.raises(Invalid, match="options.field: 'masked' is not one of unmasked, causal, both"):
+        parse_options({"field": "masked"})
+    with pytest.raises(Invalid, match="options.causal_max_values: must be >= 1"):
+        parse_options({"causal_max_values": 0})
