@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 PathLike = Union[str, os.PathLike]
-from ._cli import Parser, run_command
+from ._cli import Parser, add_engine_option, run_command
 
 PROG = "attnspec demo"
 
@@ -145,8 +145,8 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"output folder (default: ./{DEFAULT_OUT}): run/, table.md/.csv/.json, report/report.html")
     p.add_argument("--ctx", type=int, default=DEFAULT_CTX, metavar="N",
                    help=f"window length in tokens (default {DEFAULT_CTX}, the model's maximum)")
-    p.add_argument("--threads", type=int, default=0, metavar="T", help="threads (default: all cores)")
-    p.add_argument("--max-windows", type=int, default=0, metavar="K", help="at most K windows (default: all)")
+    add_engine_option(p, "threads", "T")  # as attnspec analyze declares them
+    add_engine_option(p, "max-windows", "K")
     p.add_argument("--quiet", action="store_true", help="no progress lines (the summary is still printed)")
     return p
 
@@ -156,11 +156,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> int:
-        from ._core import InputError
-
         args = _parser().parse_args(argv)
-        if args.threads < 0 or args.max_windows < 0:
-            raise InputError("--threads and --max-windows must be >= 0")
         result = run(args.out, ctx=args.ctx, threads=args.threads, max_windows=args.max_windows, quiet=args.quiet)
         print("\n".join(result.summary_lines()), flush=True)
         return 0

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ._cli import Parser, run_command
+from ._cli import Parser, add_engine_option, run_command
 from .sweep.executors import Events, RunExecutor, execute
 from .sweep.manifest import InputEntry, Manifest, ModelEntry, unique_names
 from .sweep.options import Options
@@ -46,10 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ctx", action="extend", nargs="+", type=int, default=[], metavar="N",
                    help="window length(s) in tokens")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--max-windows", type=int, default=0, metavar="K", help="at most K windows per run (default: all)")
-    p.add_argument("--threads", type=int, default=0, metavar="T", help="threads (default: all cores)")
-    p.add_argument("--tokenizer", default=None, metavar="DIR", help="tokenizer folder for checkpoints without one")
-    p.add_argument("--allow-long-context", action="store_true", help="allow --ctx beyond max_position_embeddings")
+    for name, metavar in (("max-windows", "K"), ("threads", "T"), ("tokenizer", "DIR"), ("allow-long-context", None)):
+        add_engine_option(p, name, metavar)  # as attnspec analyze declares them
     p.add_argument("--no-spectra", action="store_true", help="do not write spectra.jsonl (reports then fall back "
                    "to heads.csv for the cumulative-variance figure)")
     p.add_argument("--skip-existing", action="store_true",
@@ -74,8 +72,6 @@ def manifest(args) -> Manifest:
     for c in args.ctx:
         if c <= 0:
             raise InputError(f"--ctx {c}: must be a positive number of tokens")
-    if args.max_windows < 0:
-        raise InputError("--max-windows must be >= 0")
     models = [Path(m) for m in args.model]
     for m in models:
         if m.is_file():  # a GGUF file or a llama2.c .bin: attnspec analyze reads and checks it
