@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from typing import Callable, Optional, Sequence
 
 
 class UsageError(Exception):
@@ -41,15 +41,18 @@ def add_engine_option(parser: argparse.ArgumentParser, name: str, metavar: str |
     parser.add_argument(f"--{name}", type=value, default=o["default"], metavar=metavar, help=o["help"])
 
 
-def run_command(prog: str, body: Callable[[], int]) -> int:
-    """Runs ``body`` and turns its failures into one stderr line and the CLI's exit codes."""
+def run_command(prog: str, parser: Callable[[], argparse.ArgumentParser], body: Callable[[argparse.Namespace], int],
+                argv: Optional[Sequence[str]] = None) -> int:
+    """The entry point of a subcommand: parses ``argv`` (default: sys.argv[1:]) with ``parser()``,
+    runs ``body(args)`` and turns failures into one stderr line and the CLI's exit codes."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         from ._core import InputError
     except ImportError as e:  # pragma: no cover - a broken install
         print(f"attnspec: error: the attnspec package is not usable ({e})", file=sys.stderr)
         return 2
     try:
-        return body()
+        return body(parser().parse_args(argv))
     except UsageError as e:
         print(f"attnspec: error: {prog}: {e}", file=sys.stderr)
         return 2

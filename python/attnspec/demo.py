@@ -153,15 +153,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``attnspec demo`` / ``python -m attnspec.demo``; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-
-    def body() -> int:
-        args = _parser().parse_args(argv)
+    def body(args) -> int:
         result = run(args.out, ctx=args.ctx, threads=args.threads, max_windows=args.max_windows, quiet=args.quiet)
         print("\n".join(result.summary_lines()), flush=True)
         return 0
 
-    return run_command(PROG, body)
+    return run_command(PROG, _parser, body, argv)
 
 
 if __name__ == "__main__":

@@ -645,9 +645,7 @@ k90 is the number of singular components that hold 90% of the variance.</p>
 
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``attnspec report`` / ``python -m attnspec.report``; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _parser() -> Parser:
     p = Parser(prog=PROG, description="Write one self-contained HTML report (figures embedded; every figure "
                 "also as PNG and SVG; the table as Markdown, CSV, JSON) for attnspec run folders.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
@@ -656,15 +654,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="output folder (default: RUN_DIR/report, or <common parent>/report for several)")
     p.add_argument("--title", default=None, help="title of the report")
     p.add_argument("--quiet", action="store_true", help="no final message")
+    return p
 
-    def body() -> int:
-        args = p.parse_args(argv)
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``attnspec report`` / ``python -m attnspec.report``; returns the exit status."""
+    def body(args) -> int:
         path = write_report(args.run_dirs, args.out, title=args.title)
         if not args.quiet:
             print(f"attnspec: wrote {path}", file=sys.stderr)
         return 0
 
-    return run_command(PROG, body)
+    return run_command(PROG, _parser, body, argv)
 
 
 if __name__ == "__main__":

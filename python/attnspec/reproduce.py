@@ -188,13 +188,11 @@ def reproduce(args) -> Path:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``attnspec reproduce`` / ``python -m attnspec.reproduce``; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-
-    def body() -> int:
-        reproduce(_parser().parse_args(argv))
+    def body(args) -> int:
+        reproduce(args)
         return 0
 
-    return run_command(PROG, body)
+    return run_command(PROG, _parser, body, argv)
 
 
 if __name__ == "__main__":

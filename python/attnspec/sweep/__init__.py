@@ -163,10 +163,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``attnspec sweep`` / ``python -m attnspec.sweep``; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-
-    def body() -> int:
-        args = _parser().parse_args(argv)
+    def body(args) -> int:
         try:
             sweep(Path(args.manifest), Path(args.out), args.ray, args.quiet)
         except SweepFailed as e:
@@ -174,4 +171,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 1
         return 0
 
-    return run_command(PROG, body)
+    return run_command(PROG, _parser, body, argv)
