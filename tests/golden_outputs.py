@@ -51,7 +51,14 @@ def _normalise(path: Path, root: Path) -> bytes:
         for key in VOLATILE_SUMMARY_KEYS:
             j.pop(key, None)
         data = json.dumps(j, indent=1, sort_keys=True).encode()
-    return data.replace(str(root).encode(), b"<root>")
+    return _masked(data, root)
+
+
+def _masked(data: bytes, root: Path) -> bytes:
+    """The temporary folder and ../shared (wherever the checkout is) as placeholders."""
+    for path, name in ((root, b"<root>"), (SHARED, b"<shared>"), (SHARED.resolve(), b"<shared>")):
+        data = data.replace(str(path).encode(), name)
+    return data
 
 
 def _digest_folder(folder: Path, root: Path) -> dict[str, str]:
@@ -70,9 +77,9 @@ class Runner:
         p = subprocess.run([self.cli, *args], capture_output=True, text=True, env=env, timeout=900)
         rec = {"status": str(p.returncode)}
         if p.returncode != 0:
-            rec["stderr"] = (p.stderr.strip().splitlines() or [""])[-1].replace(str(self.root), "<root>")
+            rec["stderr"] = _masked((p.stderr.strip().splitlines() or [""])[-1].encode(), self.root).decode()
         if p.stdout:
-            rec["stdout"] = hashlib.sha256(p.stdout.replace(str(self.root), "<root>").encode()).hexdigest()
+            rec["stdout"] = hashlib.sha256(_masked(p.stdout.encode(), self.root)).hexdigest()
         if out is not None and out.is_dir():
             rec.update(_digest_folder(out, self.root))
         self.results[name] = rec
