@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <regex>
 #include <set>
@@ -15,41 +14,15 @@
 #include "attnspec/common/error.h"
 #include "attnspec/io/mapped_file.h"
 #include "attnspec/model/families.h"
+#include "attnspec/model/saved_names_test.h"
 
 namespace attnspec {
 namespace {
 
-namespace fs = std::filesystem;
-using Shape = std::vector<int64_t>;
-
-const fs::path kNames = fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path() / "tests" / "data" /
-                        "family_names";
+using namespace saved_names;
 
 // What attnspec does not read: BERT's pooler and masked-LM head, and Gemma3's vision tower.
 const std::regex kUnread("(cls\\.predictions\\..*|pooler\\.dense\\..*|vision_tower\\..*|multi_modal_projector\\..*)");
-
-struct Saved {
-  fs::path file;
-  nlohmann::json config;
-  std::map<std::string, Shape> tensors;
-};
-
-std::vector<fs::path> saved_files() {
-  std::vector<fs::path> files;
-  if (fs::is_directory(kNames))
-    for (const auto& e : fs::directory_iterator(kNames))
-      if (e.path().extension() == ".json") files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-Saved read_saved(const fs::path& file) {
-  std::ifstream in(file);
-  const nlohmann::json j = nlohmann::json::parse(in);
-  Saved s{file, j.at("config"), {}};
-  for (const auto& t : j.at("tensors")) s.tensors[t[0].get<std::string>()] = t[1].get<Shape>();
-  return s;
-}
 
 std::string where(const Saved& s) { return s.file.string() + " config"; }
 
@@ -260,11 +233,8 @@ TEST_P(SavedNames, TensorOfAnExtraLayerIsAnError) {
                                      " but config.json has " + std::to_string(n) + " layers");
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, SavedNames, testing::ValuesIn(saved_files()), [](const auto& info) {
-  std::string name = info.param.stem().string();
-  std::replace(name.begin(), name.end(), '-', '_');
-  return name;
-});
+INSTANTIATE_TEST_SUITE_P(Families, SavedNames, testing::ValuesIn(saved_files()),
+                         [](const auto& info) { return test_name(info.param); });
 
 TEST(FamilyTables, Gpt2Conv1DIsReadTransposedFromGguf) {
   // Hugging Face's c_attn is [d, 3d] with Q | K | V column blocks; llama.cpp's converter stores it
