@@ -5,6 +5,7 @@
 // every layer exactly as forward does; q and k written by the callback are the ones the attention
 // uses; an encoder has no LM head. Agreement of the logits with transformers is tests/test_logits.py's.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -63,9 +64,17 @@ class Forward : public testing::TestWithParam<fs::path> {
  protected:
   void SetUp() override {
     const Saved s = read_saved(GetParam());
-    model = load_model(write_random_checkpoint(s, fs::path(testing::TempDir()) / ("forward_" + test_name(GetParam()))));
+    // A folder of this test's own: ctest runs the tests of one family in parallel processes.
+    const std::string test = testing::UnitTest::GetInstance()->current_test_info()->name();
+    dir = fs::path(testing::TempDir()) /
+          ("forward_" + test.substr(0, test.find('/')) + "_" + test_name(GetParam()) + "_" + std::to_string(::getpid()));
+    model = load_model(write_random_checkpoint(s, dir));
     std::mt19937 rng(5);
     for (int i = 0; i < 24; ++i) ids.push_back(int32_t(rng() % model->config.vocab_size));
+  }
+  void TearDown() override {
+    model.reset();  // unmaps the file
+    fs::remove_all(dir);
   }
   // Copies of every layer's x, q and k, by a callback that writes nothing.
   std::function<void(const LayerActivations&)> capture(std::vector<Captured>& into) const {
@@ -75,6 +84,7 @@ class Forward : public testing::TestWithParam<fs::path> {
       into.push_back({{a.x, a.x + n * c.d_model}, {a.q, a.q + n * qd}, {a.k, a.k + n * kvd}});
     };
   }
+  fs::path dir;
   std::unique_ptr<Model> model;
   std::vector<int32_t> ids;
 };
