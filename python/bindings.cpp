@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 
 #include "attnspec/common/error.h"
 #include "attnspec/io/hub.h"
@@ -144,6 +145,8 @@ py::dict config_dict(const ModelConfig& c) {
   d["positions"] = c.learned_positions ? std::string("learned") : c.rope_description;
   d["attention"] = c.causal ? "causal" : "bidirectional";
   d["attn_softcap"] = c.attn_softcap;  // 0: none
+  d["final_softcap"] = c.final_softcap;  // 0: none
+  d["tie_word_embeddings"] = c.tie_word_embeddings;
   return d;
 }
 
@@ -368,6 +371,19 @@ PYBIND11_MODULE(_core, m) {
              }
              return out;
            }, py::arg("token_ids"), py::arg("last_layer") = py::none())
+      .def("logits", [](const Model& mdl, const std::vector<int32_t>& ids) {
+             // [n, vocab] float32 next-token logits of the whole model (forward_logits), handed to
+             // numpy without a copy.
+             auto logits = std::make_unique<std::vector<float>>();
+             {
+               py::gil_scoped_release release;
+               *logits = forward_logits(mdl, ids);
+             }
+             const py::ssize_t n = static_cast<py::ssize_t>(ids.size()), vocab = mdl.lm_head.out;
+             float* data = logits->data();
+             py::capsule owner(logits.release(), [](void* p) { delete static_cast<std::vector<float>*>(p); });
+             return py::array_t<float>({n, vocab}, data, owner);
+           }, py::arg("token_ids"))
       .def("weight_spectra", [](const Model& mdl) {
              // [layers, heads, d_h] singular values of W_Q^(h)T W_K^(g).
              const ModelConfig& c = mdl.config;

@@ -10,8 +10,11 @@ Phi3MiniModel, Gemma2Model, Gemma3Model, GPT2Model):
   .attention.key_length/value_length, .attention.sliding_window, .attn_logit_softcapping, ...);
 - tensor names from gguf's own HF -> GGUF name map;
 - for "llama", LlamaModel.permute of the q_proj/k_proj rows (weights and biases) into
-  interleaved RoPE pairs; for Gemma, every norm weight stored as 1 + w; for GPT-2, the Conv1D
-  weights transposed to [out, in];
+  interleaved RoPE pairs; for Gemma, every norm weight stored as 1 + w (the final norm, output_norm,
+  too) and no lm_head (Gemma2Model / Gemma3Model drop it: llama.cpp's Gemma always ties its head to
+  token_embd); for GPT-2, the Conv1D weights transposed to [out, in];
+- the final norm as output_norm(.bias) and a separate lm_head as output; a tied head is not saved
+  by transformers, so the file has no output and readers use token_embd;
 - 1-D tensors (norms, biases) stay F32; 2-D tensors take the chosen type through
   gguf.quants.quantize, falling back to F16 (as the converter does on gguf.QuantError) for rows
   that are not whole blocks of the type (e.g. not a multiple of 32 for Q8_0).
@@ -125,7 +128,8 @@ def write_gguf(hf_dir: Path, out: Path, type_name: str, *, reference_dir: Path |
                sliding_window_key: bool = True, spm_vocab: tuple[list[str], list[float]] | None = None) -> Path:
     """Writes `out` from the checkpoint folder `hf_dir`. With `reference_dir`, also writes there a
     safetensors folder holding exactly the float32 values the GGUF tensors decode to (same config;
-    the converter's permutation, transposition and 1 + w undone in float32, as a reader does).
+    the converter's permutation, transposition and 1 + w undone in float32, as a reader does; a Gemma
+    head the converter dropped is tied to the embedding there too, as in the file).
     `spm_vocab` (pieces with U+2581 for spaces, scores) adds a SentencePiece tokenizer, BOS 1."""
     cfg = json.loads((hf_dir / "config.json").read_text())
     family = cfg["model_type"]
@@ -152,7 +156,8 @@ def write_gguf(hf_dir: Path, out: Path, type_name: str, *, reference_dir: Path |
     reference = {}
     for name, t in tensors.items():
         t = t.astype(np.float32)
-        if gemma and name == "lm_head.weight":  # Gemma2Model / Gemma3Model skip it
+        if gemma and name == "lm_head.weight":  # Gemma2Model / Gemma3Model skip it: the file is tied
+            cfg = dict(cfg, tie_word_embeddings=True)
             continue
         heads = n_head if name.endswith(("q_proj.weight", "q_proj.bias")) else n_kv
         permuted = arch == "llama" and name.endswith(("q_proj.weight", "q_proj.bias", "k_proj.weight", "k_proj.bias"))

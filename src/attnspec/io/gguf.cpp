@@ -376,11 +376,12 @@ nlohmann::json hf_config(const Meta& m, const GgufArch& a, int64_t d, int64_t he
   if (m.find("{arch}.attention.sliding_window")) c["sliding_window"] = m.integer("{arch}.attention.sliding_window");
   if (type == "gemma2") {
     // llama.cpp's Gemma 2: every other layer (0, 2, ...) local with a 4096 window unless the file
-    // says otherwise, logits soft-capped at 50 unless it says otherwise, and queries scaled by
-    // 1/sqrt(head_dim), except for the 46-layer 27B model, which Google scales by 1/sqrt(d / heads)
-    // (query_pre_attn_scalar, which the file does not carry).
+    // says otherwise, attention logits soft-capped at 50 and final logits at 30 unless it says
+    // otherwise, and queries scaled by 1/sqrt(head_dim), except for the 46-layer 27B model, which
+    // Google scales by 1/sqrt(d / heads) (query_pre_attn_scalar, which the file does not carry).
     c["query_pre_attn_scalar"] = m.integer("{arch}.block_count") == 46 ? d / heads : head_dim;
     c["attn_logit_softcapping"] = m.number("{arch}.attn_logit_softcapping", 50.0);
+    c["final_logit_softcapping"] = m.number("{arch}.final_logit_softcapping", 30.0);
     if (!c.contains("sliding_window")) c["sliding_window"] = 4096;
   }
   if (type == "gemma3_text") {

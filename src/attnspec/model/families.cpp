@@ -118,6 +118,7 @@ void read_llama_like(const JsonFields& cfg, ModelConfig& c) {
   const double s = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
   c.softmax_scale.assign(c.n_layers, s);
   c.sliding_window.assign(c.n_layers, 0);
+  c.tie_word_embeddings = cfg.boolean("tie_word_embeddings", false);
 }
 
 // Which layers use a sliding window: an explicit `layer_types` list wins; otherwise the family's
@@ -190,6 +191,7 @@ void read_gpt2(const JsonFields& cfg, ModelConfig& c, Biases& b) {
     c.softmax_scale.push_back((scale ? 1.0 / std::sqrt(static_cast<double>(c.head_dim)) : 1.0) /
                               (by_layer ? l + 1.0 : 1.0));
   c.sliding_window.assign(c.n_layers, 0);
+  c.tie_word_embeddings = cfg.boolean("tie_word_embeddings", true);
   b = {true, true, true, true};
 }
 
@@ -269,6 +271,7 @@ void read_gpt_neox(const JsonFields& cfg, ModelConfig& c, Biases& b) {
   c.parallel_residual = cfg.boolean("use_parallel_residual", true);
   c.softmax_scale.assign(c.n_layers, 1.0 / std::sqrt(static_cast<double>(c.head_dim)));
   c.sliding_window.assign(c.n_layers, 0);
+  c.tie_word_embeddings = cfg.boolean("tie_word_embeddings", false);
   const bool attn_bias = cfg.boolean("attention_bias", true);
   b = {attn_bias, attn_bias, true, true};
 }
@@ -289,11 +292,22 @@ void read_opt(const JsonFields& cfg, ModelConfig& c, Biases& b) {
   else throw input_error(cfg.where(), "activation_function '" + act + "' is not supported for opt (relu, gelu, gelu_new)");
   c.learned_positions = true;
   c.position_offset = 2;
-  c.post_norm = !cfg.boolean("do_layer_norm_before", true);
+  c.post_norm = !cfg.boolean("do_layer_norm_before", true);  // then there is no final norm either
   c.softmax_scale.assign(c.n_layers, 1.0 / std::sqrt(static_cast<double>(c.head_dim)));
   c.sliding_window.assign(c.n_layers, 0);
+  c.tie_word_embeddings = cfg.boolean("tie_word_embeddings", true);
   const bool bias = cfg.boolean("enable_bias", true), affine = cfg.boolean("layer_norm_elementwise_affine", true);
   b = {bias, bias, bias, affine, affine};
+}
+
+// A soft-cap field of a config: its value (> 0), `absent` when the config does not name it, and 0
+// (no cap) when it is null, as transformers reads None.
+double softcap_field(const JsonFields& cfg, const char* key, double absent) {
+  if (!cfg.raw().contains(key)) return absent;
+  if (!cfg.has(key)) return 0;
+  const double cap = cfg.number(key);
+  if (!(cap > 0)) throw input_error(cfg.where(), std::string(key) + " must be positive or null");
+  return cap;
 }
 
 // Shared by Gemma2 and Gemma3: (1 + w) RMSNorm, embeddings times sqrt(d), GeGLU, explicit d_h,
@@ -321,10 +335,8 @@ void read_gemma_common(const JsonFields& cfg, ModelConfig& c, Biases& b) {
   const double scalar = cfg.number("query_pre_attn_scalar", 256.0);
   if (!(scalar > 0)) throw input_error(cfg.where(), "query_pre_attn_scalar must be positive");
   c.softmax_scale.assign(c.n_layers, 1.0 / std::sqrt(scalar));
-  if (cfg.has("attn_logit_softcapping")) {
-    c.attn_softcap = cfg.number("attn_logit_softcapping");
-    if (!(c.attn_softcap > 0)) throw input_error(cfg.where(), "attn_logit_softcapping must be positive or null");
-  }
+  c.attn_softcap = softcap_field(cfg, "attn_logit_softcapping", 0);
+  c.tie_word_embeddings = cfg.boolean("tie_word_embeddings", true);
   const bool attn_bias = cfg.boolean("attention_bias", false);
   b = {attn_bias, attn_bias, false, false};
 }
@@ -339,9 +351,11 @@ void apply_windows(const JsonFields& cfg, ModelConfig& c, const std::vector<char
     if (sliding[l]) c.sliding_window[l] = static_cast<int>(window);
 }
 
-// Gemma2: every other layer (0, 2, ...) local unless layer_types says otherwise; logits soft-capped.
+// Gemma2: every other layer (0, 2, ...) local unless layer_types says otherwise; attention and
+// final logits soft-capped (final_logit_softcapping: 30 unless the config says otherwise).
 void read_gemma2(const JsonFields& cfg, ModelConfig& c, Biases& b) {
   read_gemma_common(cfg, c, b);
+  c.final_softcap = softcap_field(cfg, "final_logit_softcapping", 30.0);
   read_rope(cfg, c);
   apply_windows(cfg, c, sliding_layers(cfg, c, [](int l) { return (l + 1) % 2 != 0; }));
 }
@@ -351,6 +365,7 @@ void read_gemma2(const JsonFields& cfg, ModelConfig& c, Biases& b) {
 // while the global ones use rope_theta (1e6) with any rope_scaling.
 void read_gemma3_text(const JsonFields& cfg, ModelConfig& c, Biases& b) {
   read_gemma_common(cfg, c, b);
+  c.final_softcap = softcap_field(cfg, "final_logit_softcapping", 0);  // Gemma3ForCausalLM: none by default
   c.qk_norm = true;
   const int64_t pattern = cfg.integer("sliding_window_pattern", 6);
   if (pattern <= 0 || pattern > (int64_t(1) << 30))
@@ -402,6 +417,10 @@ void read_gemma3(const JsonFields& cfg, ModelConfig& c, Biases& b) {
   for (const auto& [key, value] : defaults)
     if (!text.contains(key)) text[key] = value;
   read_gemma3_text(JsonFields(text, cfg.where() + " text_config"), c, b);
+  // The head is the wrapper's: tied by its own config, and Gemma3ForConditionalGeneration does not
+  // soft-cap its logits.
+  c.tie_word_embeddings = cfg.boolean("tie_word_embeddings", true);
+  c.final_softcap = 0;
 }
 
 // BERT (encoder): learned positions, token types, LayerNorm after the embeddings and after each
@@ -428,17 +447,29 @@ void read_bert(const JsonFields& cfg, ModelConfig& c, Biases& b) {
   b = {true, true, true, true};
 }
 
+// "" when `t` has `shape`, else what is wrong.
+std::string shape_mismatch(const TensorView& t, const std::vector<int64_t>& shape) {
+  if (t.shape == shape) return "";
+  TensorView want;
+  want.shape = shape;
+  return "tensor '" + t.name + "' has shape " + t.shape_string() + " but config.json implies " + want.shape_string();
+}
+
 // Checks that `name` exists with `shape` and a supported dtype.
 void expect_tensor(const TensorStore& store, const std::filesystem::path& dir, const std::string& name,
                    std::vector<int64_t> shape) {
   const TensorView* t = store.find(name);
   if (!t) throw input_error(dir.string(), "missing tensor '" + name + "' that config.json implies");
-  if (t->shape != shape) {
-    TensorView want;
-    want.shape = shape;
-    throw input_error(t->file->path().string(), "tensor '" + name + "' has shape " + t->shape_string() +
-                                                    " but config.json implies " + want.shape_string());
-  }
+  if (const std::string wrong = shape_mismatch(*t, shape); !wrong.empty()) throw input_error(t->file->path().string(), wrong);
+}
+
+// The output side's rows do not stop a load: what is missing or misshapen is kept in
+// model.head_missing (the first such tensor in table order) for forward_logits to report.
+void note_output_tensor(const TensorStore& store, const TensorUse& t, Model& m) {
+  if (!m.head_missing.empty()) return;
+  if (const TensorView* found = store.find(t.name)) m.head_missing = shape_mismatch(*found, t.shape);
+  else if (t.row.role == Role::Head) m.head_missing = "missing tensor '" + t.name + "' and tie_word_embeddings is false";
+  else m.head_missing = "missing tensor '" + t.name + "'";
 }
 
 int64_t size_of(Dim x, const ModelConfig& c) {
@@ -506,6 +537,7 @@ void assign(const TensorUse& t, const ModelConfig& c, Model& m, LayerSpec& L) {
     case Role::PosEmbed: m.pos_embed = t.name; return;
     case Role::TypeEmbed: m.type_embed = t.name; return;
     case Role::EmbedNorm: return norm(m.embed_norm_weight, m.embed_norm_bias);
+    case Role::FinalNorm: return norm(m.final_norm_weight, m.final_norm_bias);
     case Role::AttnNorm: return norm(L.attn_norm_weight, L.attn_norm_bias);
     case Role::MlpNorm: return norm(L.mlp_norm_weight, L.mlp_norm_bias);
     case Role::QNorm: L.q_norm_weight = t.name; return;
@@ -516,7 +548,8 @@ void assign(const TensorUse& t, const ModelConfig& c, Model& m, LayerSpec& L) {
   }
   for (auto& [role, part] : linear_parts(t.row, c)) {
     LinearSpec& s = role == Role::Q ? L.q : role == Role::K ? L.k : role == Role::V ? L.v : role == Role::O ? L.o
-                  : role == Role::Up ? L.up : role == Role::Gate ? L.gate : role == Role::Down ? L.down : m.embed_proj;
+                  : role == Role::Up ? L.up : role == Role::Gate ? L.gate : role == Role::Down ? L.down
+                  : role == Role::ProjOut ? m.project_out : role == Role::Head ? m.lm_head : m.embed_proj;
     if (t.bias) {
       s.bias = t.name;  // after its weight
     } else {
@@ -533,8 +566,11 @@ const std::vector<FamilyTable>& family_tables() {
     using enum Role;
     using enum Dim;
     using enum Layout;
-    // Llama's names, which Mistral, Qwen2/3, Phi-3 and Gemma kept.
+    // Llama's names, which Mistral, Qwen2/3, Phi-3 and Gemma kept. The LM head sits beside the base
+    // model (lm_head.weight at the root), the final norm inside it.
     const TensorRow embed = {Embed, "embed_tokens", {vocab, de}};
+    const TensorRow final_norm = {FinalNorm, "norm", {d}}, lm_head = {Head, "lm_head", {vocab, de}, Linear, true};
+    const std::vector<TensorRow> llama_top = {embed, final_norm, lm_head};
     const TensorRow input_norm = {AttnNorm, "input_layernorm", {d}}, post_norm = {MlpNorm, "post_attention_layernorm", {d}};
     const TensorRow q_norm = {QNorm, "self_attn.q_norm", {head_dim}}, k_norm = {KNorm, "self_attn.k_norm", {head_dim}};
     const TensorRow q = {Q, "self_attn.q_proj", {qd, d}}, k = {K, "self_attn.k_proj", {kvd, d}},
@@ -550,31 +586,40 @@ const std::vector<FamilyTable>& family_tables() {
                                            q, k, v, o, up, gate, down};
     return std::vector<FamilyTable>{
         // Hugging Face stores Conv1D weights [in, out]; c_attn holds Q | K | V side by side.
-        {"gpt2", read_gpt2, {"transformer.", ""}, {{Embed, "wte", {vocab, de}}, {PosEmbed, "wpe", {positions, d}}}, "h.{L}.",
+        {"gpt2", read_gpt2, {"transformer.", ""},
+         {{Embed, "wte", {vocab, de}}, {PosEmbed, "wpe", {positions, d}}, {FinalNorm, "ln_f", {d}}, lm_head}, "h.{L}.",
          {{AttnNorm, "ln_1", {d}}, {MlpNorm, "ln_2", {d}}, {Qkv, "attn.c_attn", {d, qkvd}, Conv1D},
           {O, "attn.c_proj", {qd, d}, Conv1D}, {Up, "mlp.c_fc", {d, ff}, Conv1D}, {Down, "mlp.c_proj", {ff, d}, Conv1D}}},
-        {"llama", read_llama, {"model.", ""}, {embed}, "layers.{L}.", llama},
-        {"qwen2", read_qwen2, {"model.", ""}, {embed}, "layers.{L}.", llama},
-        {"mistral", read_mistral, {"model.", ""}, {embed}, "layers.{L}.", llama},
-        {"qwen3", read_qwen3, {"model.", ""}, {embed}, "layers.{L}.",
+        {"llama", read_llama, {"model.", ""}, llama_top, "layers.{L}.", llama},
+        {"qwen2", read_qwen2, {"model.", ""}, llama_top, "layers.{L}.", llama},
+        {"mistral", read_mistral, {"model.", ""}, llama_top, "layers.{L}.", llama},
+        {"qwen3", read_qwen3, {"model.", ""}, llama_top, "layers.{L}.",
          {input_norm, post_norm, q_norm, k_norm, q, k, v, o, up, gate, down}},
-        {"phi3", read_phi3, {"model.", ""}, {embed}, "layers.{L}.",
+        {"phi3", read_phi3, {"model.", ""}, llama_top, "layers.{L}.",
          {input_norm, post_norm, {Qkv, "self_attn.qkv_proj", {qkvd, d}}, o, {GateUp, "mlp.gate_up_proj", {ff2, d}}, down}},
-        {"gpt_neox", read_gpt_neox, {"gpt_neox.", ""}, {{Embed, "embed_in", {vocab, de}}}, "layers.{L}.",
+        {"gpt_neox", read_gpt_neox, {"gpt_neox.", ""},
+         {{Embed, "embed_in", {vocab, de}}, {FinalNorm, "final_layer_norm", {d}}, {Head, "embed_out", {vocab, de}, Linear, true}},
+         "layers.{L}.",
          {input_norm, post_norm, {Qkv, "attention.query_key_value", {qkvd, d}, PerHead}, {O, "attention.dense", {d, qd}},
           {Up, "mlp.dense_h_to_4h", {ff, d}}, {Down, "mlp.dense_4h_to_h", {d, ff}}}},
-        // project_in widens a narrower embedding (OPT-350m); positions start at row 2.
+        // project_in widens a narrower embedding (OPT-350m) and project_out narrows the output back
+        // for the tied head; positions start at row 2; post-LN OPT has no final norm.
         {"opt", read_opt, {"model.decoder.", "decoder."},
-         {embed, {EmbedProj, "project_in", {d, de}}, {PosEmbed, "embed_positions", {positions, d}}}, "layers.{L}.",
+         {embed, {EmbedProj, "project_in", {d, de}}, {PosEmbed, "embed_positions", {positions, d}},
+          {FinalNorm, "final_layer_norm", {d}}, {ProjOut, "project_out", {de, d}}, lm_head},
+         "layers.{L}.",
          {{AttnNorm, "self_attn_layer_norm", {d}}, {MlpNorm, "final_layer_norm", {d}}, q, k, v,
           {O, "self_attn.out_proj", {d, qd}}, {Up, "fc1", {ff, d}}, {Down, "fc2", {d, ff}}}},
-        {"gemma2", read_gemma2, {"model.", ""}, {embed}, "layers.{L}.",
+        {"gemma2", read_gemma2, {"model.", ""}, llama_top, "layers.{L}.",
          {input_norm, pre_mlp, attn_out, mlp_out, q, k, v, o, up, gate, down}},
-        {"gemma3_text", read_gemma3_text, {"model.", ""}, {embed}, "layers.{L}.", gemma3},
+        {"gemma3_text", read_gemma3_text, {"model.", ""}, llama_top, "layers.{L}.", gemma3},
         // The multimodal checkpoint: the same language model under the language model's prefix
-        // (transformers >= 4.52 saves model.language_model., the published files language_model.model.).
-        {"gemma3", read_gemma3, {"model.language_model.", "language_model.model."}, {embed}, "layers.{L}.", gemma3},
-        // sentence-transformers checkpoints (BertModel) save without the "bert." prefix.
+        // (transformers >= 4.52 saves model.language_model., the published files language_model.model.,
+        // whose head was language_model.lm_head).
+        {"gemma3", read_gemma3, {"model.language_model.", {"language_model.model.", "language_model."}}, llama_top,
+         "layers.{L}.", gemma3},
+        // sentence-transformers checkpoints (BertModel) save without the "bert." prefix. An encoder:
+        // no LM head is read (BertForMaskedLM's cls.predictions is not a causal LM's).
         {"bert", read_bert, {"bert.", ""},
          {{Embed, "embeddings.word_embeddings", {vocab, de}}, {PosEmbed, "embeddings.position_embeddings", {positions, d}},
           {TypeEmbed, "embeddings.token_type_embeddings", {types, d}}, {EmbedNorm, "embeddings.LayerNorm", {d}}},
@@ -677,10 +722,15 @@ Binding bind_family(Model& model, const std::string& config_where) {
   b.linear_conv1d = model.format != "safetensors";
   const auto& rows = b.table->model_rows;
   bool found = false;
-  for (const char* p : b.table->prefixes)
-    if (b.store->find(p + std::string(rows[0].name) + ".weight")) { b.prefix = p; found = true; break; }
+  for (const Prefix& p : b.table->prefixes)
+    if (b.store->find(p.model + std::string(rows[0].name) + ".weight")) {
+      b.prefix = p.model;
+      b.root = p.root;
+      found = true;
+      break;
+    }
   if (!found)
-    throw input_error(model.path.string(), std::string("missing tensor '") + b.table->prefixes[0] + rows[0].name +
+    throw input_error(model.path.string(), std::string("missing tensor '") + b.table->prefixes[0].model + rows[0].name +
                                                ".weight' (the token embedding)");
   // A narrower embedding needs the row that widens it (OPT's project_in).
   const int64_t de = size_of(Dim::de, model.config), d = model.config.d_model;
@@ -696,17 +746,21 @@ void for_each_tensor(const Binding& b, int layer, const std::function<void(const
   const std::string base = b.prefix + (layer < 0 ? std::string() : with_layer(b.table->block, layer));
   for (const TensorRow& row : layer < 0 ? b.table->model_rows : b.table->layer_rows) {
     const Role r = row.role;
-    if ((r == Role::EmbedProj && size_of(Dim::de, c) == c.d_model) || (r == Role::PosEmbed && !c.learned_positions) ||
-        ((r == Role::QNorm || r == Role::KNorm) && !c.qk_norm) || (r == Role::Gate && !gated))
+    if (((r == Role::EmbedProj || r == Role::ProjOut) && size_of(Dim::de, c) == c.d_model) ||
+        (r == Role::PosEmbed && !c.learned_positions) || ((r == Role::QNorm || r == Role::KNorm) && !c.qk_norm) ||
+        (r == Role::Gate && !gated) || (r == Role::FinalNorm && c.post_norm))
       continue;  // the config does without it
-    TensorUse t{row, base + row.name, {}, false};
+    TensorUse t{row, (row.at_root ? b.root : base) + row.name, {}, false, output_side(r)};
+    // A tied model's head is its token embedding unless a head is stored (transformers then keeps
+    // the stored one).
+    if (r == Role::Head && c.tie_word_embeddings && !b.store->find(t.name + ".weight")) continue;
     if (row.layout == Layout::Conv1D && b.linear_conv1d) {  // transposed: c_attn holds Q | K | V row blocks
       t.row.layout = Layout::Linear;
       std::reverse(t.row.shape.begin(), t.row.shape.end());
     }
     for (Dim x : t.row.shape) t.shape.push_back(size_of(x, c));
     const std::string stem = t.name;
-    if (r == Role::AttnNorm || r == Role::MlpNorm || r == Role::EmbedNorm) {
+    if (r == Role::AttnNorm || r == Role::MlpNorm || r == Role::EmbedNorm || r == Role::FinalNorm) {
       // `.weight` / `.bias`, or `.gamma` / `.beta` as older BERT checkpoints name them.
       const bool old_names = !b.store->find(stem + ".weight") && b.store->find(stem + ".gamma");
       t.name = stem + (old_names ? ".gamma" : ".weight");
@@ -733,12 +787,32 @@ void resolve_tensors(Model& model, const std::string& config_where) {
   const TensorStore& store = *model.store;
   auto check_into = [&](LayerSpec& L) {
     return [&](const TensorUse& t) {
-      expect_tensor(store, model.path, t.name, t.shape);
+      if (t.optional) {
+        note_output_tensor(store, t, model);
+        if (!model.head_missing.empty()) return;
+      } else {
+        expect_tensor(store, model.path, t.name, t.shape);
+      }
       assign(t, c, model, L);
     };
   };
   LayerSpec none;  // the model's own rows fill Model's fields
   for_each_tensor(b, -1, check_into(none));
+  const auto& top = b.table->model_rows;
+  if (std::none_of(top.begin(), top.end(), [](const TensorRow& r) { return r.role == Role::Head; })) {
+    model.head_missing = c.family + (c.causal ? " has no LM head in attnspec's family table"
+                                              : " is an encoder; attnspec reads no masked-LM head");
+  } else if (model.head_missing.empty() && model.lm_head.weight.empty()) {  // tied: the embedding is the head
+    model.lm_head.weight = model.embed;
+    model.lm_head.out = c.vocab_size;
+    model.lm_head.in = size_of(Dim::de, c);
+  }
+  if (!model.head_missing.empty()) {  // all or nothing: logits need every part
+    model.final_norm_weight.clear();
+    model.final_norm_bias.clear();
+    model.project_out = {};
+    model.lm_head = {};
+  }
   if (c.embed_scale != 1.0f) {
     // transformers casts the scale to the embedding's dtype before multiplying (Gemma: sqrt(d)
     // as bf16 in a bf16 checkpoint), so attnspec rounds it the same way.

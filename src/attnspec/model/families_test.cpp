@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <regex>
 #include <set>
@@ -15,46 +14,15 @@
 #include "attnspec/common/error.h"
 #include "attnspec/io/mapped_file.h"
 #include "attnspec/model/families.h"
+#include "attnspec/model/saved_names_test.h"
 
 namespace attnspec {
 namespace {
 
-namespace fs = std::filesystem;
-using Shape = std::vector<int64_t>;
+using namespace saved_names;
 
-const fs::path kNames = fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path() / "tests" / "data" /
-                        "family_names";
-
-// What attnspec does not read: the output side (final norm, LM head, OPT's project_out, BERT's
-// pooler and masked-LM head) and Gemma3's vision tower.
-const std::regex kUnread(
-    "((model\\.|language_model\\.model\\.)?norm\\.weight|transformer\\.ln_f\\.(weight|bias)|"
-    "(gpt_neox|model\\.decoder)\\.final_layer_norm\\.(weight|bias)|model\\.decoder\\.project_out\\.weight|"
-    "lm_head\\.weight|embed_out\\.weight|cls\\.predictions\\..*|pooler\\.dense\\..*|vision_tower\\..*|"
-    "multi_modal_projector\\..*)");
-
-struct Saved {
-  fs::path file;
-  nlohmann::json config;
-  std::map<std::string, Shape> tensors;
-};
-
-std::vector<fs::path> saved_files() {
-  std::vector<fs::path> files;
-  if (fs::is_directory(kNames))
-    for (const auto& e : fs::directory_iterator(kNames))
-      if (e.path().extension() == ".json") files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-Saved read_saved(const fs::path& file) {
-  std::ifstream in(file);
-  const nlohmann::json j = nlohmann::json::parse(in);
-  Saved s{file, j.at("config"), {}};
-  for (const auto& t : j.at("tensors")) s.tensors[t[0].get<std::string>()] = t[1].get<Shape>();
-  return s;
-}
+// What attnspec does not read: BERT's pooler and masked-LM head, and Gemma3's vision tower.
+const std::regex kUnread("(cls\\.predictions\\..*|pooler\\.dense\\..*|vision_tower\\..*|multi_modal_projector\\..*)");
 
 std::string where(const Saved& s) { return s.file.string() + " config"; }
 
@@ -77,13 +45,16 @@ std::unique_ptr<Model> model_of(const Saved& s, const std::string& format = "saf
   return m;
 }
 
-// resolve_tensors's error, or "" when the tensors fit.
-std::string resolve_error(const Saved& s, const std::string& format = "safetensors") {
+// resolve_tensors's error, or "" when the tensors fit (and then, in `head_missing`, why the model has
+// no LM head, "" when it has one).
+std::string resolve_error(const Saved& s, const std::string& format = "safetensors", std::string* head_missing = nullptr) {
+  auto m = model_of(s, format);
   try {
-    resolve_tensors(*model_of(s, format), where(s));
+    resolve_tensors(*m, where(s));
   } catch (const InputError& e) {
     return e.what();
   }
+  if (head_missing) *head_missing = m->head_missing;
   return "";
 }
 
@@ -188,11 +159,19 @@ TEST_P(SavedNames, MissingOrRenamedTensorIsAnError) {
     Saved renamed = s;
     renamed.tensors[t.name + ".renamed"] = renamed.tensors.at(t.name);
     renamed.tensors.erase(t.name);
+    std::string head_missing;
+    const std::string error = resolve_error(renamed, "safetensors", &head_missing);
+    if (t.optional) {  // the output side: the model loads, without a head, and says why
+      EXPECT_EQ(error, "") << t.name;
+      const bool untied_head = t.row.role == Role::Head;
+      EXPECT_EQ(head_missing, "missing tensor '" + t.name + "'" + (untied_head ? " and tie_word_embeddings is false" : ""));
+      continue;
+    }
     // The embedding is looked for under every prefix and named under the first.
     const std::string want = t.row.role == Role::Embed
-        ? std::string("missing tensor '") + table_of(s).prefixes[0] + t.row.name + ".weight' (the token embedding)"
+        ? std::string("missing tensor '") + table_of(s).prefixes[0].model + t.row.name + ".weight' (the token embedding)"
         : "missing tensor '" + t.name + "' that config.json implies";
-    EXPECT_EQ(resolve_error(renamed), s.file.string() + ": " + want);
+    EXPECT_EQ(error, s.file.string() + ": " + want);
   }
 }
 
@@ -201,8 +180,44 @@ TEST_P(SavedNames, MisshapenTensorIsAnError) {
     Saved bad = s;
     Shape& shape = bad.tensors.at(t.name);
     ++shape[0];
-    EXPECT_EQ(resolve_error(bad), s.file.string() + ": tensor '" + t.name + "' has shape " + shape_string(shape) +
-                                      " but config.json implies " + shape_string(t.shape));
+    const std::string wrong = "tensor '" + t.name + "' has shape " + shape_string(shape) + " but config.json implies " +
+                              shape_string(t.shape);
+    std::string head_missing;
+    const std::string error = resolve_error(bad, "safetensors", &head_missing);
+    EXPECT_EQ(error, t.optional ? "" : s.file.string() + ": " + wrong);
+    if (t.optional) EXPECT_EQ(head_missing, wrong);
+  }
+}
+
+TEST_P(SavedNames, OutputSide) {
+  // Every decoder the oracle saves has an LM head: its own tensor, or (tied) the token embedding;
+  // the final norm unless post-LN; project_out exactly when the embedding is narrower than d.
+  auto m = model_of(s);
+  resolve_tensors(*m, where(s));
+  const ModelConfig& c = m->config;
+  if (!c.causal) {
+    EXPECT_EQ(m->lm_head.weight, "");
+    EXPECT_EQ(m->head_missing, c.family + " is an encoder; attnspec reads no masked-LM head");
+    return;
+  }
+  EXPECT_EQ(m->head_missing, "");
+  const std::string stored_head = c.family == "gpt_neox" ? "embed_out.weight" : "lm_head.weight";
+  EXPECT_EQ(m->lm_head.weight, s.tensors.count(stored_head) ? stored_head : m->embed);
+  EXPECT_EQ(m->lm_head.weight == m->embed, c.tie_word_embeddings) << "the saved configs tie exactly when no head is saved";
+  EXPECT_EQ(m->lm_head.out, c.vocab_size);
+  EXPECT_EQ(m->lm_head.in, s.tensors.at(m->embed)[1]);
+  EXPECT_EQ(m->final_norm_weight.empty(), c.post_norm);
+  EXPECT_EQ(m->project_out.weight.empty(), m->embed_proj.weight.empty());
+  if (!m->project_out.weight.empty()) EXPECT_EQ(m->project_out.out, m->lm_head.in);
+  EXPECT_EQ(c.final_softcap, c.family == "gemma2" ? 30.0 : 0.0);
+
+  // Saved without its head (a base model): loads as before, with no head.
+  Saved headless = s;
+  if (headless.tensors.erase(stored_head)) {
+    headless.config["tie_word_embeddings"] = false;
+    std::string head_missing;
+    EXPECT_EQ(resolve_error(headless, "safetensors", &head_missing), "");
+    EXPECT_EQ(head_missing, "missing tensor '" + stored_head + "' and tie_word_embeddings is false");
   }
 }
 
@@ -218,11 +233,8 @@ TEST_P(SavedNames, TensorOfAnExtraLayerIsAnError) {
                                      " but config.json has " + std::to_string(n) + " layers");
 }
 
-INSTANTIATE_TEST_SUITE_P(Families, SavedNames, testing::ValuesIn(saved_files()), [](const auto& info) {
-  std::string name = info.param.stem().string();
-  std::replace(name.begin(), name.end(), '-', '_');
-  return name;
-});
+INSTANTIATE_TEST_SUITE_P(Families, SavedNames, testing::ValuesIn(saved_files()),
+                         [](const auto& info) { return test_name(info.param); });
 
 TEST(FamilyTables, Gpt2Conv1DIsReadTransposedFromGguf) {
   // Hugging Face's c_attn is [d, 3d] with Q | K | V column blocks; llama.cpp's converter stores it
@@ -247,6 +259,38 @@ TEST(FamilyTables, Gpt2Conv1DIsReadTransposedFromGguf) {
   EXPECT_EQ(G.v.row_offset, 128);
   EXPECT_EQ(G.down.out, 64);
   EXPECT_EQ(G.down.in, 256);
+}
+
+TEST(FamilyTables, HeadNames) {
+  // The legacy multimodal Gemma3 files keep the head beside the language model
+  // (language_model.lm_head), the newer ones at the root.
+  Saved gemma3 = read_saved(kNames / "gemma3-multimodal.json");
+  gemma3.config["tie_word_embeddings"] = false;
+  gemma3.tensors["language_model.lm_head.weight"] = {512, 64};
+  auto m = model_of(gemma3);
+  resolve_tensors(*m, where(gemma3));
+  EXPECT_EQ(m->lm_head.weight, "language_model.lm_head.weight");
+  EXPECT_EQ(m->final_norm_weight, "language_model.model.norm.weight");
+  // A tied config with a head stored anyway (as the converted stories260K is): transformers keeps
+  // the stored head, and so does attnspec.
+  Saved llama = read_saved(kNames / "llama-base.json");
+  ASSERT_EQ(llama.config["tie_word_embeddings"], true);
+  llama.tensors["lm_head.weight"] = {512, 64};
+  m = model_of(llama);
+  resolve_tensors(*m, where(llama));
+  EXPECT_EQ(m->lm_head.weight, "lm_head.weight");
+  // A config without the field takes the family's default: Llama unties, GPT-2 ties.
+  llama.config.erase("tie_word_embeddings");
+  llama.tensors.erase("lm_head.weight");
+  std::string head_missing;
+  EXPECT_EQ(resolve_error(llama, "safetensors", &head_missing), "");
+  EXPECT_EQ(head_missing, "missing tensor 'lm_head.weight' and tie_word_embeddings is false");
+  Saved gpt2 = read_saved(kNames / "gpt2-base.json");
+  gpt2.config.erase("tie_word_embeddings");
+  m = model_of(gpt2);
+  resolve_tensors(*m, where(gpt2));
+  EXPECT_EQ(m->lm_head.weight, "transformer.wte.weight");
+  EXPECT_EQ(m->final_norm_bias, "transformer.ln_f.bias");
 }
 
 TEST(FamilyTables, OlderBertNormNames) {

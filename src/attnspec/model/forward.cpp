@@ -1,6 +1,7 @@
 // The forward pass, top to bottom. The token embeddings start the residual stream h [n, d]; each
 // layer then adds what its attention block and its MLP block compute from h, and hands the
-// attention's input and its queries and keys to the caller. The math of each step is written
+// attention's input and its queries and keys to the caller before its attention reads them.
+// forward_logits then turns the last h into next-token logits. The math of each step is written
 // beside it; how a step is computed (GEMM tiles, online softmax, vector exps) is in kernels.h,
 // and where each weight comes from and when it is widened to float32 is in weights.h.
 //
@@ -79,10 +80,12 @@ void check_finite(const Model& m, const float* p, int64_t count, int layer, cons
                                            "; the checkpoint's weights or the input overflow float32");
 }
 
-}  // namespace
-
-void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
-             const std::function<void(const LayerActivations&)>& on_layer, ForwardTimes* times) {
+// Layers 0..last_layer on ids, calling on_layer (when set) with each layer's x, q and k before its
+// attention. With whole_last false the last layer stops right after its callback (its attention
+// and MLP are not needed: forward); with it true the last layer runs to its end too, and the
+// residual stream h [n, d] after it is returned (forward_logits).
+std::vector<float> run_layers(const Model& model, std::span<const int32_t> ids, int last_layer, bool whole_last,
+                              const std::function<void(const LayerActivations&)>& on_layer, ForwardTimes& t) {
   const ModelConfig& c = model.config;
   const TensorStore& store = *model.store;
   thread_count();  // make sure BLAS and OpenMP agree on the count
@@ -93,8 +96,6 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
   if (c.learned_positions && n > c.max_positions)
     throw InputError("a window of " + std::to_string(n) + " tokens exceeds the model's " +
                      std::to_string(c.max_positions) + " learned positions");
-  ForwardTimes local;
-  ForwardTimes& t = times ? *times : local;
 
   LayerWeights w(store);  // the current layer's weights as float32 (weights.h)
   // out [n, d] = norm(in [n, d]) with the named weight and bias (LayerNorm or RMSNorm, by family).
@@ -141,7 +142,7 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
 
   for (int l = 0; l <= last_layer; ++l) {
     const LayerSpec& L = model.layers[l];
-    const bool last = l == last_layer;
+    const bool stop = l == last_layer && !whole_last;  // nothing after this layer's Q and K is needed
 
     // ---- Attention block ----------------------------------------------------------------------
     // Its input: x = norm1(h) (pre-norm), or h itself (post-norm: BERT, OPT-350m).
@@ -151,9 +152,9 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
     t.norm += seconds_since(t0);
 
     // q = x W_q^T + b_q, k = x W_k^T + b_k, v = x W_v^T + b_v; head h of q is columns
-    // h d_h .. (h + 1) d_h. The last layer's v is never read.
+    // h d_h .. (h + 1) d_h. The v of a layer that stops after its callback is never read.
     t0 = Clock::now();
-    if (last) linears({job(L.q, q.data(), qd), job(L.k, k.data(), kvd)}, x.data(), n, d);
+    if (stop) linears({job(L.q, q.data(), qd), job(L.k, k.data(), kvd)}, x.data(), n, d);
     else linears({job(L.q, q.data(), qd), job(L.k, k.data(), kvd), job(L.v, v.data(), kvd)}, x.data(), n, d);
     t.qkv += seconds_since(t0);
 
@@ -177,14 +178,18 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
       t.rope += seconds_since(t0);
     }
 
-    // x, q and k are what the caller measures: Q and K exactly as the softmax consumes them.
+    // x, q and k are what the caller measures: Q and K exactly as the softmax consumes them. The
+    // callback comes before the attention below reads q and k in every wiring (pre-norm, parallel
+    // residual, post-norm), so values it writes into q and k are the ones attended with.
     check_finite(model, x.data(), int64_t(n) * d, l, "attention input");
     check_finite(model, q.data(), int64_t(n) * qd, l, "queries");
     check_finite(model, k.data(), int64_t(n) * kvd, l, "keys");
-    t0 = Clock::now();
-    on_layer(LayerActivations{l, n, x.data(), q.data(), k.data()});
-    t.callback += seconds_since(t0);
-    if (last) break;  // nothing after the last analysed layer's Q and K is needed
+    if (on_layer) {
+      t0 = Clock::now();
+      on_layer(LayerActivations{l, n, x.data(), q.data(), k.data()});
+      t.callback += seconds_since(t0);
+    }
+    if (stop) break;
 
     // att_h = softmax(cap(s q_h k_g^T) + mask) v_g for each query head h and its KV head
     // g = h / (H / G); the mask hides keys after the query (causal) and, in a sliding-window
@@ -223,6 +228,55 @@ void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
     t.mlp += seconds_since(t0);
     w.release();  // the layer's float32 copies go (weights.h)
   }
+  return h;
+}
+
+}  // namespace
+
+void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
+             const std::function<void(const LayerActivations&)>& on_layer, ForwardTimes* times) {
+  ForwardTimes local;
+  run_layers(model, ids, last_layer, /*whole_last=*/false, on_layer, times ? *times : local);
+}
+
+std::vector<float> forward_logits(const Model& model, std::span<const int32_t> ids,
+                                  const std::function<void(const LayerActivations&)>& on_layer, ForwardTimes* times) {
+  const ModelConfig& c = model.config;
+  if (model.lm_head.weight.empty()) throw input_error(model.path.string(), "no LM head (" + model.head_missing + ")");
+  ForwardTimes local;
+  ForwardTimes& t = times ? *times : local;
+  std::vector<float> h = run_layers(model, ids, c.n_layers - 1, /*whole_last=*/true, on_layer, t);
+
+  const auto t0 = Clock::now();
+  const TensorStore& store = *model.store;
+  const int n = static_cast<int>(ids.size()), d = c.d_model;
+  const int64_t vocab = model.lm_head.out, de = model.lm_head.in;
+  LayerWeights w(store);
+  // The final norm, in place: h = norm(h), LayerNorm or RMSNorm as the layers' ((1 + w) for
+  // Gemma). Post-LN OPT has none: its last layer already ends in a norm.
+  if (!c.post_norm)
+    norm_rows(NormSpec{c.norm, c.norm_eps, c.norm_plus_one}, w.get(model.final_norm_weight), w.get(model.final_norm_bias),
+              h.data(), h.data(), n, d, d);
+  // OPT with word_embed_proj_dim != d narrows the output back to the embedding's width de before
+  // its tied head: y [n, de] = h W_out^T.
+  std::vector<float> narrowed;
+  const float* y = h.data();
+  if (!model.project_out.weight.empty()) {
+    narrowed.resize(size_t(n) * de);
+    linear(product(store, w, model.project_out, narrowed.data(), de), h.data(), n, d);
+    y = narrowed.data();
+  }
+  // logits [n, vocab] = y W_head^T, W_head [vocab, de] the stored head or the token embedding (tied),
+  // through the same tiled single-threaded-sgemm pool as every other product (kernels.h).
+  std::vector<float> logits(size_t(n) * vocab);
+  linear(product(store, w, model.lm_head, logits.data(), vocab), y, n, de);
+  // Gemma2: logits = cap * tanh(logits / cap) (final_logit_softcapping).
+  if (c.final_softcap > 0) soft_cap(static_cast<float>(c.final_softcap), logits.data(), int64_t(n) * vocab);
+  t.head += seconds_since(t0);
+  if (!all_finite(logits.data(), int64_t(n) * vocab))
+    throw input_error(model.path.string(), "non-finite values (NaN or Inf) in the logits; the checkpoint's weights or "
+                                           "the input overflow float32");
+  return logits;
 }
 
 }  // namespace attnspec

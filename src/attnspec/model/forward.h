@@ -4,7 +4,8 @@
 // or, for a post-LN encoder (BERT: embeddings LayerNorm'd, no mask),
 //   X = h;  Q, K, V = X W^T + b;  [hand X, Q, K to the caller]
 //   h = norm1(h + softmax(s Q K^T) V W_o^T);  h = norm2(h + MLP(h))
-// in float32 on BLAS, up to the last layer the caller asks for. The LM head is never computed.
+// in float32 on BLAS, up to the last layer the caller asks for. forward_logits runs every layer
+// to its end and then the output side (final norm, OPT's project_out, LM head, Gemma2's soft-cap).
 // forward.cpp holds the layer loop, kernels.cpp its arithmetic and the thread count, weights.cpp
 // the widening of weights to float32, their residency and the projection heads below.
 #pragma once
@@ -12,22 +13,27 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <vector>
 
 #include "attnspec/model/model.h"
 
 namespace attnspec {
 
+// A layer's attention input and its queries and keys, handed to the caller before the attention
+// reads them. The caller may overwrite q and k (after RoPE, as a key cache would hold them) before
+// attention uses them: the layer's softmax, and so every later layer, then sees the new values.
 struct LayerActivations {
   int layer = 0;
   int n = 0;               // tokens in the window
   const float* x = nullptr;  // [n, d_model]            normalised input of the attention block (post-LN: h)
-  const float* q = nullptr;  // [n, n_heads * head_dim]  after bias and RoPE; head h = columns h*d_h..
-  const float* k = nullptr;  // [n, n_kv_heads * head_dim]
+  float* q = nullptr;        // [n, n_heads * head_dim]  after bias and RoPE; head h = columns h*d_h..
+  float* k = nullptr;        // [n, n_kv_heads * head_dim]
 };
 
 // Per-layer time spent, for profiles (seconds).
 struct ForwardTimes {
   double widen = 0, norm = 0, qkv = 0, rope = 0, attention = 0, out_proj = 0, mlp = 0, callback = 0;
+  double head = 0;  // forward_logits' output side (final norm, project_out, LM head, soft-cap)
 };
 
 // Runs `ids` through layers 0..last_layer and calls `on_layer` once per layer with its
@@ -35,6 +41,18 @@ struct ForwardTimes {
 // window longer than learned positions allow, and on NaN/Inf in a layer's activations.
 void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
              const std::function<void(const LayerActivations&)>& on_layer, ForwardTimes* times = nullptr);
+
+// The whole model on `ids`: every layer (calling `on_layer`, when given, as forward does, before
+// each layer's attention), then the output side, as transformers' *ForCausalLM computes it:
+//   logits = softcap(project_out(final_norm(h)) W_head^T)
+// (final norm absent for post-LN OPT, project_out only for OPT with word_embed_proj_dim != d,
+// softcap only for Gemma2's final_logit_softcapping). Returns row-major [n, vocab] float32 logits:
+// row i scores the token after ids[i]. Throws InputError "<path>: no LM head (...)" for a model
+// without one (an encoder, a base model saved without its head), besides forward's errors and
+// NaN/Inf in the logits. Computes every layer exactly as forward does.
+std::vector<float> forward_logits(const Model& model, std::span<const int32_t> ids,
+                                  const std::function<void(const LayerActivations&)>& on_layer = {},
+                                  ForwardTimes* times = nullptr);
 
 // A layer's W_Q (all H heads) or W_K (all G KV heads) as float32, straight from the checkpoint (no
 // bias, norm, RoPE or scale): element (j, c) of head h's W^(h) [d_h x d_model] (output j, input c;

@@ -328,6 +328,11 @@ void activate(MlpKind kind, float* a, const float* b, int64_t count) {
   }
 }
 
+void soft_cap(float cap, float* a, int64_t count) {
+#pragma omp parallel for schedule(static) if (count > kParallelMin)
+  for (int64_t i = 0; i < count; ++i) a[i] = std::tanh(a[i] / cap) * cap;
+}
+
 void add_into(float* h, const float* x, int64_t count) {
 #pragma omp parallel for schedule(static) if (count > kParallelMin)
   for (int64_t i = 0; i < count; ++i) h[i] += x[i];

@@ -94,6 +94,10 @@ void attention(const AttentionSpec& s, const float* q, const float* k, const flo
 //   GeGLU:     gelu_new(a) * b
 void activate(MlpKind kind, float* a, const float* b, int64_t count);
 
+// a [count] -> cap * tanh(a / cap) (Gemma2's final_logit_softcapping; cap > 0), in the order
+// transformers computes it: divide, tanh, multiply.
+void soft_cap(float cap, float* a, int64_t count);
+
 // h [count] += x [count].
 void add_into(float* h, const float* x, int64_t count);
 

@@ -455,6 +455,29 @@ TEST(Kernels, ResidualSums) {
   EXPECT_EQ(h, 1.0f);
 }
 
+TEST(Kernels, SoftCap) {
+  const double cap = 30;
+  for (int64_t count : {13, 70001}) {
+    const std::vector<float> a0 = random_floats(count, 65, -300, 300);
+    std::vector<float> a = a0;
+    soft_cap(float(cap), a.data(), count);
+    // a / cap rounds once (its error, times tanh' <= 1, moves tanh by at most |a / cap| u), tanh
+    // takes its 4 ulps and the product one more rounding.
+    Worst worst;
+    for (int64_t i = 0; i < count; ++i) {
+      const double t = std::tanh(double(a0[i]) / cap);
+      worst.add(a[i], cap * t, cap * (std::abs(a0[i] / cap) * u + (kLibm + u) * std::abs(t)), i, 0);
+      ASSERT_LE(std::abs(a[i]), cap) << i;
+    }
+    worst.expect_within("soft_cap, " + std::to_string(count));
+  }
+  float big[3] = {1e30f, -1e30f, 0.0f};
+  soft_cap(float(cap), big, 3);
+  EXPECT_EQ(big[0], 30.0f);
+  EXPECT_EQ(big[1], -30.0f);
+  EXPECT_EQ(big[2], 0.0f);
+}
+
 TEST(Kernels, AllFinite) {
   for (int64_t count : {1000, 70001}) {
     std::vector<float> p = random_floats(count, 71, -1e30f, 1e30f);

@@ -44,6 +44,11 @@ struct ModelConfig {
   bool parallel_residual = false;
   bool post_norm = false;
   double attn_softcap = 0;         // > 0: logits become cap * tanh(logits / cap) before the mask (Gemma2)
+  // The output side. tie_word_embeddings: with no separate LM head stored, the token embedding is
+  // the head (config.json's field, or the family's default). final_softcap > 0: the LM head's
+  // logits become cap * tanh(logits / cap) (Gemma2's final_logit_softcapping).
+  bool tie_word_embeddings = false;
+  double final_softcap = 0;
   // Rotary embedding (rotate-half convention over the first rotary_dim dims of each head).
   int rotary_dim = 0;
   std::vector<float> inv_freq;      // [rotary_dim / 2], scaling (llama3, linear) already applied
@@ -102,6 +107,14 @@ struct Model {
   std::string embed_norm_weight, embed_norm_bias;  // LayerNorm of the embeddings or empty (BERT)
   LinearSpec embed_proj;  // OPT's project_in when word_embed_proj_dim != d; weight empty otherwise
   std::vector<LayerSpec> layers;
+  // The output side, read by forward_logits only (analyze never needs it, so a checkpoint without
+  // it loads as before): logits = softcap(project_out(final_norm(h)) W_head^T).
+  std::string final_norm_weight, final_norm_bias;  // [d]; both empty when the family has none (post-LN OPT)
+  LinearSpec project_out;  // OPT's [de, d] when word_embed_proj_dim != d; weight empty otherwise
+  LinearSpec lm_head;      // [vocab, de]: the stored head, or the token embedding when tied
+  // Why there is no LM head when lm_head.weight is empty (a missing or misshapen tensor, an
+  // encoder): forward_logits throws it as "<path>: no LM head (<head_missing>)".
+  std::string head_missing;
 };
 
 // Reads config.json (or, for a GGUF or llama2.c file, the config its reader derives; see
