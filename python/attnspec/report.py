@@ -3,17 +3,21 @@
     attnspec report RUN_DIR [RUN_DIR ...] [--out DIR] [--title TEXT] [--quiet]
 
 A RUN_DIR is an ``attnspec analyze`` output folder (heads.csv, summary.json, optionally
-spectra.jsonl) or a folder with such folders below it (``attnspec reproduce``'s DIR). Writes into
-DIR (default: ``<RUN_DIR>/report``, or ``<common parent>/report`` for several):
+spectra.jsonl), an ``attnspec compress`` output folder (compress.json, compress_curves.csv), or a
+folder with such folders below it (``attnspec reproduce``'s DIR). Writes into DIR (default:
+``<RUN_DIR>/report``, or ``<common parent>/report`` for several):
 
 - ``report.html``: everything in one file (images as base64 PNG; no network, no external CSS/JS);
 - ``figures/<name>.png`` and ``figures/<name>.svg`` for every figure;
-- ``table.md``, ``table.csv``, ``table.json`` (see :mod:`attnspec.table`).
+- ``table.md``, ``table.csv``, ``table.json`` (see :mod:`attnspec.table`) when there are analyze runs.
 
 The figures: (a) the cumulative variance c_k of E~ and W_Q^T W_K (median and interquartile band over
 heads, a panel per model; from spectra.jsonl, or the k_tau columns of heads.csv where a run has none),
 (b) heat maps of k90(E~), k90(W_Q^T W_K) and their ratio over layer x head, (c) histograms of k90,
-(d) k90(E~) by layer. Every figure carries the run's conventions in a footnote.
+(d) k90(E~) by layer. Every figure carries the run's conventions in a footnote. For compress folders,
+a section "Key-cache saving against quality": a figure per folder (mean KL per token on a log scale, and
+the perplexity change, against the share of the key cache saved; a line per method and rank policy, a
+marker per budget) and a table of its compress_curves.csv.
 
 Also ``python -m attnspec.report ...``. Exit status 0, or 2 for bad input (one line on stderr).
 """
@@ -39,6 +43,9 @@ from .table import (NOTES, Run, build_table, format_parameters, group_by_model, 
 
 PathLike = Union[str, os.PathLike]
 from ._cli import Parser, run_command
+from ._core import InputError
+from .runfolder import COMPRESS_CURVES, COMPRESS_SUMMARY, RunFolder
+from .table import _path_name
 
 PROG = "attnspec report"
 
@@ -457,6 +464,205 @@ def fig_by_layer(models: Sequence[ModelData], conv: dict):
 
 
 # ------------------------------------------------------------------------------------------------
+# Compress folders (attnspec compress): key-cache saving against quality
+# ------------------------------------------------------------------------------------------------
+
+COMPRESS_COLUMNS = ("method", "policy", "budget", "key_dims", "key_cache_saved", "ppl_orig", "ppl", "ppl_change",
+                    "kl_mean", "kl_median", "kl_p95", "kl_p99", "kl_max", "top1_agreement", "tv_mean")
+#: a colour per method (the field's in the blue of E~, the weights' in the red of W_Q^T W_K) ...
+METHOD_COLORS = {"pca": "#2f8a4e", "field": FIELD_COLOR, "weights": WEIGHTS_COLOR}
+OTHER_COLORS = ("#7b52ab", "#d98c1f", "#555555")
+#: ... and a line style and marker per rank policy (filled markers: uniform ranks)
+POLICY_STYLES = {"uniform": ("-", "o"), "field": ("--", "s")}
+OTHER_STYLE = (":", "^")
+#: how compress.json's nested conventions are named in a caption
+CONVENTION_GROUPS = {"methods": "method", "policies": "policy"}
+
+
+def compress_folders(paths: Iterable[PathLike]) -> list[RunFolder]:
+    """The compress folders of several paths: each path itself when it holds compress.json, else every
+    such folder below it (in path order; hidden folders left out), each once (by real path)."""
+    seen, out = set(), []
+    for p in paths:
+        d = Path(p)
+        if RunFolder(d).is_compress:
+            found = [d]
+        elif d.is_dir():
+            found = sorted({f.parent for f in d.rglob(COMPRESS_SUMMARY)
+                            if not any(x.startswith(".") for x in f.parent.parts[len(d.parts):])})
+        else:
+            found = []
+        for f in found:
+            key = os.path.realpath(f)
+            if key not in seen:
+                seen.add(key)
+                out.append(RunFolder(f))
+    return out
+
+
+def analyze_paths(paths: Iterable[PathLike]) -> list:
+    """Of paths given beside compress folders, those to read analyze runs from: a compress folder, or a
+    folder with no analyze run but compress folders below it, is left out; any other path stays (so a
+    path holding neither is still the analyze reader's error)."""
+    keep = []
+    for p in paths:
+        folder = RunFolder(p)
+        if folder.is_compress:
+            continue
+        try:
+            folder.runs()
+        except InputError:
+            if compress_folders([p]):
+                continue
+            raise
+        keep.append(p)
+    return keep
+
+
+def _input_names(part: dict) -> str:
+    names = []
+    for x in part.get("inputs") or []:
+        src = (x.get("text") or x.get("token_ids")) if isinstance(x, dict) else x
+        names.append(Path(str(src)).stem if src else "input")
+    return ", ".join(names) or "?"
+
+
+@dataclass
+class CompressData:
+    """One compress folder, loaded for the report: compress.json and compress_curves.csv."""
+
+    folder: RunFolder
+    summary: dict
+    curves: object  # pandas DataFrame: a row per method, policy and budget
+    name: str = ""
+    slug: str = ""
+
+    @property
+    def model(self) -> dict:
+        return self.summary.get("model") or {}
+
+    @property
+    def title(self) -> str:
+        return self.name.replace("$", r"\$")
+
+    @property
+    def shape_line(self) -> str:
+        m = self.model
+        return (f"{m.get('family', '?')}, {m.get('layers', '?')} layers, H={m.get('heads', '?')}, "
+                f"G={m.get('kv_heads', '?')}, " + r"$d_h$" + f"={m.get('head_dim', '?')}, ctx {self.summary.get('ctx', '?')}")
+
+    def inputs_line(self, part: str) -> str:
+        d = self.summary.get(part) or {}
+        return f"{part} on {_input_names(d)} ({d.get('windows', '?')} windows)"
+
+    def configurations(self) -> list[tuple[str, str]]:
+        """(method, policy) pairs with rows, in compress.json's order (then the CSV's)."""
+        c = self.curves
+        methods = list(dict.fromkeys([*(self.summary.get("methods") or []), *c["method"]]))
+        policies = list(dict.fromkeys([*(self.summary.get("policies") or []), *c["policy"]]))
+        have = set(zip(c["method"], c["policy"]))
+        return [(m, p) for m in methods for p in policies if (m, p) in have]
+
+    def rows(self, method: str, policy: str):
+        c = self.curves
+        return c[(c["method"] == method) & (c["policy"] == policy)].sort_values(["key_cache_saved", "budget"])
+
+    @property
+    def conventions(self) -> dict:
+        """compress.json's conventions with the nested ones (per method, per policy) flattened to
+        ``"method pca"``, ``"policy field"``, ..."""
+        flat = {}
+        for k, v in (self.summary.get("conventions") or {}).items():
+            if isinstance(v, dict):
+                flat.update({f"{CONVENTION_GROUPS.get(k, k)} {sub}": text for sub, text in v.items()})
+            else:
+                flat[k] = v
+        return flat
+
+
+def load_compress(folder: RunFolder) -> CompressData:
+    """compress.json and compress_curves.csv of one folder; :class:`InputError` naming the file when one
+    is missing, unreadable, without a needed column or without rows."""
+    summary = folder.compress_summary()
+    curves = folder.compress_curves()
+    missing = [c for c in COMPRESS_COLUMNS if c not in curves.columns]
+    wrong = f"missing column(s) {', '.join(missing)}" if missing else "no rows" if curves.empty else ""
+    if wrong:
+        raise InputError(f"{folder.path / COMPRESS_CURVES}: {wrong}")
+    curves["method"], curves["policy"] = curves["method"].astype(str), curves["policy"].astype(str)
+    return CompressData(folder=folder, summary=summary, curves=curves,
+                        name=_path_name((summary.get("model") or {}).get("path", "")))
+
+
+def load_compress_folders(paths: Iterable[PathLike]) -> list[CompressData]:
+    """:func:`compress_folders` then :func:`load_compress` for each, with a figure name (``compress-<model>``,
+    numbered when two folders share a model name) that is unique."""
+    out = [load_compress(f) for f in compress_folders(paths)]
+    used: dict = {}
+    for cd in out:
+        base = f"compress-{_slug(cd.name)}"
+        used[base] = used.get(base, 0) + 1
+        cd.slug = base if used[base] == 1 else f"{base}-{used[base]}"
+    return out
+
+
+def _config_style(cd: CompressData, method: str, policy: str) -> dict:
+    methods = list(dict.fromkeys(m for m, _ in cd.configurations()))
+    others = [m for m in methods if m not in METHOD_COLORS]
+    color = METHOD_COLORS.get(method) or OTHER_COLORS[others.index(method) % len(OTHER_COLORS)]
+    ls, marker = POLICY_STYLES.get(policy, OTHER_STYLE)
+    return dict(color=color, ls=ls, marker=marker, ms=5, lw=1.6, mew=1.3,
+                mfc=color if policy == "uniform" else "white")
+
+
+def fig_compress(cd: CompressData):
+    """The figure of one compress folder: mean KL per token (log scale) and the perplexity change against
+    the share of the key cache saved; a line per (method, policy), a marker per budget. Each line's SVG
+    id is ``compress-<method>-<policy>-<column>``."""
+    from matplotlib.ticker import PercentFormatter
+
+    configs = cd.configurations()
+    budgets = sorted({float(b) for b in cd.curves["budget"]})
+    ppl_orig = cd.summary.get("ppl_orig", cd.curves["ppl_orig"].iloc[0])
+    what = ("Quality against the share of the key cache saved, key_cache_saved = 1 - key_dims / (layers * KV heads * "
+            "d_h) (values unchanged): a line per method that fits the query/key maps (colour) and per policy that "
+            "shares the ranks among KV heads (line style; hollow markers: not uniform), a marker per budget "
+            f"({', '.join(f'{b:g}' for b in budgets)} of the key dimensions asked to be kept). Left: mean over "
+            "evaluation tokens of KL(P_orig || P_comp), nats, log scale. Right: perplexity change ppl / ppl_orig - 1 "
+            f"(ppl_orig = {float(ppl_orig):.4g})")
+    keys = ([f"method {m}" for m in dict.fromkeys(m for m, _ in configs)]
+            + [f"policy {p}" for p in dict.fromkeys(p for _, p in configs)] + ["kl", "perplexity", "disjoint"])
+    cap = Caption(what, cd.conventions, keys, runs=f"{cd.inputs_line('calibration')}; {cd.inputs_line('evaluation')}")
+    fig = new_figure(10.0, 3.9, cap)
+    ax_kl, ax_ppl = fig.subplots(1, 2)
+    for method, policy in configs:
+        rows = cd.rows(method, policy)
+        style = _config_style(cd, method, policy)
+        for ax, col in ((ax_kl, "kl_mean"), (ax_ppl, "ppl_change")):
+            (line,) = ax.plot(rows["key_cache_saved"].astype(float), rows[col].astype(float),
+                              label=f"{method}, {policy} ranks", **style)
+            line.set_gid(f"compress-{_slug(method)}-{_slug(policy)}-{col}")
+    kl = cd.curves["kl_mean"].astype(float)
+    if (kl > 0).any():  # a KL of 0 (nothing dropped) has no place on a log axis
+        ax_kl.set_yscale("log", nonpositive="mask")
+    ax_kl.set_title("mean KL per token", loc="left")
+    ax_kl.set_ylabel(r"KL$(P_{\mathrm{orig}}\,\|\,P_{\mathrm{comp}})$ (nats)")
+    ax_ppl.axhline(0, color="#444444", lw=0.9, ls="--", zorder=1)
+    ax_ppl.annotate(f"original model (ppl {float(ppl_orig):.4g})", xy=(1, 0), xycoords=("axes fraction", "data"),
+                    xytext=(-4, 3), textcoords="offset points", fontsize=7.5, color="#444444", va="bottom", ha="right")
+    ax_ppl.set_title("perplexity change", loc="left")
+    ax_ppl.set_ylabel(r"ppl / ppl$_{\mathrm{orig}}$ $-$ 1")
+    ax_ppl.yaxis.set_major_formatter(PercentFormatter(1.0))
+    for ax in (ax_kl, ax_ppl):
+        ax.set_xlabel("key cache saved")
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax_ppl.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="method, rank policy", title_fontsize=8.5,
+                  alignment="left")
+    fig.suptitle(f"{cd.title} — {cd.shape_line}", fontsize=10.5, fontweight="bold", x=0.01, ha="left")
+    return fig, cap
+
+
+# ------------------------------------------------------------------------------------------------
 # HTML
 # ------------------------------------------------------------------------------------------------
 
@@ -524,22 +730,113 @@ def _table_html(df) -> str:
     return "".join(out)
 
 
-def _runs_html(runs: Sequence[Run]) -> str:
-    e = html.escape
-    out = ['<div class="scroll"><table id="runs-table"><thead><tr><th class="l">model</th><th class="l">text</th>'
-           '<th>ctx</th><th>windows</th><th>layers</th><th class="l">spectra.jsonl</th><th class="l">folder</th>'
+def _simple_table_html(attrs: str, head: Sequence[tuple[str, bool]], rows: Iterable[Sequence[tuple[str, bool]]]) -> str:
+    """A table in a scrolling box: ``<table attrs>``, then cells as (HTML, left-aligned?)."""
+    def cell(tag: str, text: str, left: bool) -> str:
+        return f'<{tag} class="l">{text}</{tag}>' if left else f"<{tag}>{text}</{tag}>"
+
+    out = [f'<div class="scroll"><table {attrs}><thead><tr>', *(cell("th", t, left) for t, left in head),
            "</tr></thead><tbody>"]
-    for r in runs:
-        out.append(f'<tr><td class="l">{e(r.model_name)}</td><td class="l">{e(r.text_name)}</td><td>{r.ctx}</td>'
-                   f'<td>{r.heads["window"].nunique()}</td><td>{r.heads["layer"].nunique()}</td>'
-                   f'<td class="l">{"yes" if r.has_spectra else "no"}</td><td class="l"><code>{e(str(r.dir))}</code></td></tr>')
+    out += ["<tr>" + "".join(cell("td", t, left) for t, left in row) + "</tr>" for row in rows]
     out.append("</tbody></table></div>")
     return "".join(out)
 
 
-def _conventions_html(conv: dict) -> str:
+def _runs_html(runs: Sequence[Run]) -> str:
     e = html.escape
-    return "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in conv.items()) + "</dl>"
+    head = [("model", True), ("text", True), ("ctx", False), ("windows", False), ("layers", False),
+            ("spectra.jsonl", True), ("folder", True)]
+    rows = [[(e(r.model_name), True), (e(r.text_name), True), (str(r.ctx), False),
+             (str(r.heads["window"].nunique()), False), (str(r.heads["layer"].nunique()), False),
+             ("yes" if r.has_spectra else "no", True), (f"<code>{e(str(r.dir))}</code>", True)] for r in runs]
+    return _simple_table_html('id="runs-table"', head, rows)
+
+
+def _conventions_html(conv: dict) -> str:
+    """A definition list; a nested dict (compress.json's methods and policies) as a list inside."""
+    e = html.escape
+    return "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{_conventions_html(v) if isinstance(v, dict) else e(str(v))}</dd>"
+                            for k, v in conv.items()) + "</dl>"
+
+
+#: compress_curves.csv column -> (heading, format of a value)
+COMPRESS_HTML_COLUMNS = {
+    "method": ("method", "{}"), "policy": ("policy", "{}"), "budget": ("budget", "{:g}"),
+    "key_dims": ("key dims", "{:.0f}"), "key_cache_saved": ("key cache<br>saved", "{:.1%}"),
+    "ppl": ("ppl", "{:.4g}"), "ppl_change": ("ppl<br>change", "{:+.2%}"),
+    "kl_mean": ("KL<br>mean", "{:.3g}"), "kl_median": ("KL<br>median", "{:.3g}"), "kl_p95": ("KL<br>p95", "{:.3g}"),
+    "kl_p99": ("KL<br>p99", "{:.3g}"), "kl_max": ("KL<br>max", "{:.3g}"),
+    "top1_agreement": ("top-1<br>agreement", "{:.1%}"), "tv_mean": ("attention<br>TV mean", "{:.3g}"),
+}
+
+
+def _compress_table_html(cd: CompressData) -> str:
+    """The rows of one folder's compress_curves.csv, by method, policy and budget."""
+    e = html.escape
+    head = [(title, i < 2) for i, (title, _) in enumerate(COMPRESS_HTML_COLUMNS.values())]
+    rows = []
+    for method, policy in cd.configurations():
+        for row in cd.rows(method, policy).sort_values("budget").to_dict("records"):
+            rows.append([(e(fmt.format(row[c]) if i < 2 or not _is_nan(row[c]) else "–"), i < 2)
+                         for i, (c, (_, fmt)) in enumerate(COMPRESS_HTML_COLUMNS.items())])
+    return _simple_table_html(f'class="compress-table" id="table-{e(cd.slug)}"', head, rows)
+
+
+def _is_nan(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _compress_folders_html(compress: Sequence[CompressData]) -> str:
+    e = html.escape
+    head = [("model", True), ("family", True), ("ctx", False), ("calibration", True), ("evaluation", True),
+            ("ppl<sub>orig</sub>", False), ("folder", True)]
+    rows = [[(e(cd.name), True), (e(str(cd.model.get("family", ""))), True), (e(str(cd.summary.get("ctx", ""))), False),
+             (e(cd.inputs_line("calibration")), True), (e(cd.inputs_line("evaluation")), True),
+             (f'{float(cd.summary.get("ppl_orig", cd.curves["ppl_orig"].iloc[0])):.4g}', False),
+             (f"<code>{e(str(cd.folder.path))}</code>", True)] for cd in compress]
+    return _simple_table_html('id="compress-folders"', head, rows)
+
+
+def _compress_section(compress: Sequence[CompressData], figdir: Path, number: int) -> str:
+    """The section "Key-cache saving against quality": per folder its figure (as Figure ``number``, lettered
+    when there are several) and its table, then the folders and their conventions."""
+    e = html.escape
+    parts = []
+    for i, cd in enumerate(compress):
+        letter = "abcdefghijklmnopqrstuvwxyz"[i] if len(compress) > 1 else ""
+        heading = f"Figure {number}{letter}. Key-cache saving against quality: {cd.name}"
+        fig, cap = fig_compress(cd)
+        parts.append(_figure_section(figdir, cd.slug, heading, fig, cap))
+        parts.append(f'<section class="wide" id="rows-{e(cd.slug)}"><p class="note">The rows of '
+                     f'<code>{e(str(cd.folder.path / COMPRESS_CURVES))}</code>:</p>{_compress_table_html(cd)}</section>')
+    return f"""<section id="compress"><h2>Key-cache saving against quality</h2>
+<p class="lede">How much of the key cache can go? Each KV head's keys are kept in k &lt; d<sub>h</sub> dimensions by
+query/key maps fitted on calibration text (methods: keys' PCA, the <span class="field">field</span>-optimal
+factorisation of Ẽ, or the data-free one of <span class="weights">W<sub>Q</sub><sup>T</sup>W<sub>K</sub></span>;
+ranks uniform or shared by field energy), and the compressed model is judged on disjoint evaluation text by its own
+next-token distribution: KL per token against the original model, and the change of perplexity.</p>
+<div class="figs">{''.join(parts)}</div>
+{_compress_folders_html(compress)}
+<p class="note">Conventions as recorded in compress.json of the first folder.</p>{_conventions_html(compress[0].summary.get("conventions") or {})}
+</section>
+"""
+
+
+def _figure_section(figdir: Path, name: str, heading: str, fig, cap: Caption, note: str = "") -> str:
+    """Writes the figure as figures/<name>.png and .svg; returns its HTML section (the PNG inline)."""
+    e = html.escape
+    png, svg = _png_svg(fig)
+    (figdir / f"{name}.png").write_bytes(png)
+    (figdir / f"{name}.svg").write_bytes(svg)
+    h2 = f"<h2>{e(heading)}</h2>"
+    width = int(round(fig.get_figwidth() * DPI))
+    wide = " wide" if width > 900 else ""
+    # The caption is part of the image (footnote); here only where the files are.
+    return (f'<section class="fig{wide}" id="fig-{e(name)}">{h2}{note}<figure>'
+            f'<img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="{e(heading)}: {e(cap.text)}" '
+            f'width="{width}" height="{int(round(fig.get_figheight() * DPI))}">'
+            f'<figcaption>Also <code>figures/{e(name)}.png</code> and <code>figures/{e(name)}.svg</code>.'
+            f'</figcaption></figure></section>')
 
 
 def default_out(paths: Sequence[PathLike]) -> Path:
@@ -551,8 +848,9 @@ def default_out(paths: Sequence[PathLike]) -> Path:
 def write_report(run_dirs: Union[PathLike, Iterable[PathLike]], out_dir: Optional[PathLike] = None, *,
                  title: Optional[str] = None, runs: Optional[Sequence[Run]] = None) -> Path:
     """Writes the HTML report (and every figure as PNG and SVG, and the table) for run folders; returns
-    the path of ``report.html``. ``run_dirs``: run folders, or folders with run folders below them.
-    Raises :class:`attnspec.InputError` when a folder holds no finished run."""
+    the path of ``report.html``. ``run_dirs``: analyze run folders, compress folders, or folders with
+    such folders below them. Raises :class:`attnspec.InputError` when a folder holds neither a finished
+    run nor a compress folder."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -563,53 +861,30 @@ def write_report(run_dirs: Union[PathLike, Iterable[PathLike]], out_dir: Optiona
     if isinstance(run_dirs, (str, os.PathLike)):
         run_dirs = [run_dirs]
     run_dirs = list(run_dirs)
+    compress = load_compress_folders(run_dirs)
     if runs is None:
-        runs = load_runs(run_dirs)
+        runs = load_runs(analyze_paths(run_dirs) if compress else run_dirs)
     out = Path(out_dir) if out_dir is not None else default_out(run_dirs)
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
-    write_table(None, out, runs=runs)
-    df = build_table(None, runs=runs)
-    conv = runs[0].conventions
-    models = model_data(runs)
     e = html.escape
-
-    sections = []
+    models: list = []
+    analyze_html = appendix_html = compress_html = ""
     with rc_context(RC):
-        specs = [("cumulative-variance", "Figure 1. Cumulative variance of the singular values",
-                  lambda: fig_cumulative_variance(models, conv))]
-        for md in models:
-            specs.append((f"heatmaps-{_slug(md.name)}", f"Figure 2{'abcdefghijklmnopqrstuvwxyz'[len(specs) - 1] if len(models) > 1 else ''}. "
-                          f"k90 and gap per layer and head: {md.name}", lambda md=md: fig_heatmaps(md, conv)))
-        specs.append(("k90-histograms", "Figure 3. Distribution of k90", lambda: fig_histograms(models, conv)))
-        specs.append(("k90-by-layer", "Figure 4. k90 of Ẽ by layer", lambda: fig_by_layer(models, conv)))
-        for name, heading, make in specs:
-            fig, cap = make()
-            png, svg = _png_svg(fig)
-            (figdir / f"{name}.png").write_bytes(png)
-            (figdir / f"{name}.svg").write_bytes(svg)
-            h2 = f"<h2>{e(heading)}</h2>"
-            width = int(round(fig.get_figwidth() * DPI))
-            wide = " wide" if width > 900 else ""
-            note = ""
-            if name == "cumulative-variance":
-                missing = [r for md in models for r in md.runs_without_spectra]
-                if missing:
-                    note = ('<p class="warn">No spectra.jsonl (run made without <code>--save-spectra</code>) in: '
-                            + ", ".join(e(f"{r.model_name} / {r.text_name} / ctx {r.ctx}") for r in missing)
-                            + ". Their curves are reconstructed from the k<sub>τ</sub> columns of heads.csv "
-                              "(τ = 0.5, 0.8, 0.9, 0.95, 0.99) as points with interquartile bars.</p>")
-            # The caption is part of the image (footnote); here only where the files are.
-            sections.append(
-                f'<section class="fig{wide}" id="fig-{e(name)}">{h2}{note}<figure>'
-                f'<img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="{e(heading)}: {e(cap.text)}" '
-                f'width="{width}" height="{int(round(fig.get_figheight() * DPI))}">'
-                f'<figcaption>Also <code>figures/{e(name)}.png</code> and <code>figures/{e(name)}.svg</code>.'
-                f'</figcaption></figure></section>')
+        if runs:
+            models = model_data(runs)
+            analyze_html, appendix_html = _analyze_sections(runs, models, out, figdir)
+        if compress:
+            compress_html = _compress_section(compress, figdir, number=5 if runs else 1)
 
     when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    names = ", ".join(e(m.name) for m in models)
-    title = title or f"attnspec report: {', '.join(m.name for m in models)}"
+    meta = [e(__version__), when]
+    if runs:
+        meta.append(f"{len(runs)} run(s) of {len(models)} model(s): " + ", ".join(e(m.name) for m in models))
+    if compress:
+        meta.append(f"{len(compress)} compress folder(s): " + ", ".join(e(cd.name) for cd in compress))
+    names = list(dict.fromkeys([m.name for m in models] + [cd.name for cd in compress]))
+    title = title or f"attnspec report: {', '.join(names)}"
     doc = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -617,8 +892,41 @@ def write_report(run_dirs: Union[PathLike, Iterable[PathLike]], out_dir: Optiona
 <style>{CSS}</style></head>
 <body><main>
 <h1>{e(title)}</h1>
-<p class="meta">attnspec {e(__version__)} · {when} · {len(runs)} run(s) of {len(models)} model(s): {names}</p>
-<p class="lede">How many dimensions does each attention head use? For every head, the singular-value spectrum of
+<p class="meta">attnspec {' · '.join(meta)}</p>
+{analyze_html}{compress_html}{appendix_html}</main></body></html>
+"""
+    path = out / "report.html"
+    path.write_text(doc, encoding="utf-8")
+    return path
+
+
+def _analyze_sections(runs: Sequence[Run], models: Sequence[ModelData], out: Path, figdir: Path) -> tuple[str, str]:
+    """The analyze runs' part of the report: the table (also written as table.md/.csv/.json) and Figures
+    1-4; and the appendix, the runs and their conventions."""
+    write_table(None, out, runs=runs)
+    df = build_table(None, runs=runs)
+    conv = runs[0].conventions
+    e = html.escape
+    specs = [("cumulative-variance", "Figure 1. Cumulative variance of the singular values",
+              lambda: fig_cumulative_variance(models, conv))]
+    for md in models:
+        specs.append((f"heatmaps-{_slug(md.name)}", f"Figure 2{'abcdefghijklmnopqrstuvwxyz'[len(specs) - 1] if len(models) > 1 else ''}. "
+                      f"k90 and gap per layer and head: {md.name}", lambda md=md: fig_heatmaps(md, conv)))
+    specs.append(("k90-histograms", "Figure 3. Distribution of k90", lambda: fig_histograms(models, conv)))
+    specs.append(("k90-by-layer", "Figure 4. k90 of Ẽ by layer", lambda: fig_by_layer(models, conv)))
+    sections = []
+    for name, heading, make in specs:
+        fig, cap = make()
+        note = ""
+        if name == "cumulative-variance":
+            missing = [r for md in models for r in md.runs_without_spectra]
+            if missing:
+                note = ('<p class="warn">No spectra.jsonl (run made without <code>--save-spectra</code>) in: '
+                        + ", ".join(e(f"{r.model_name} / {r.text_name} / ctx {r.ctx}") for r in missing)
+                        + ". Their curves are reconstructed from the k<sub>τ</sub> columns of heads.csv "
+                          "(τ = 0.5, 0.8, 0.9, 0.95, 0.99) as points with interquartile bars.</p>")
+        sections.append(_figure_section(figdir, name, heading, fig, cap, note))
+    main = f"""<p class="lede">How many dimensions does each attention head use? For every head, the singular-value spectrum of
 the row-centred logit field <span class="field">Ẽ</span> (what the data makes of the head) against that of the
 learned interaction <span class="weights">W<sub>Q</sub><sup>T</sup>W<sub>K</sub></span> (what its weights allow):
 k90 is the number of singular components that hold 90% of the variance.</p>
@@ -628,14 +936,12 @@ k90 is the number of singular components that hold 90% of the variance.</p>
 <p class="note">Also written as <code>table.md</code>, <code>table.csv</code>, <code>table.json</code> beside this file.</p>
 </section>
 <div class="figs">{''.join(sections)}</div>
-<section id="runs"><h2>Runs</h2>{_runs_html(runs)}</section>
+"""
+    appendix = f"""<section id="runs"><h2>Runs</h2>{_runs_html(runs)}</section>
 <section id="conventions"><h2>Conventions</h2><p class="note">As recorded in summary.json of the first run
 (all runs of one attnspec version share them).</p>{_conventions_html(conv)}</section>
-</main></body></html>
 """
-    path = out / "report.html"
-    path.write_text(doc, encoding="utf-8")
-    return path
+    return main, appendix
 
 
 # ------------------------------------------------------------------------------------------------
@@ -647,9 +953,10 @@ k90 is the number of singular components that hold 90% of the variance.</p>
 
 def _parser() -> Parser:
     p = Parser(prog=PROG, description="Write one self-contained HTML report (figures embedded; every figure "
-                "also as PNG and SVG; the table as Markdown, CSV, JSON) for attnspec run folders.")
+                "also as PNG and SVG; the table as Markdown, CSV, JSON) for attnspec run and compress folders.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                   help="a run folder (heads.csv + summary.json), or a folder with run folders below it")
+                   help="a run folder (heads.csv + summary.json), a compress folder (compress.json), or a folder "
+                        "with such folders below it")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: RUN_DIR/report, or <common parent>/report for several)")
     p.add_argument("--title", default=None, help="title of the report")

@@ -34,6 +34,9 @@ LAYERS = "layers.csv"
 PLAN = "plan.csv"
 PLAN_CURVES = "plan_curves.csv"
 PLAN_SUMMARY = "plan.json"
+COMPRESS_CURVES = "compress_curves.csv"
+COMPRESS_HEADS = "compress_heads.csv"
+COMPRESS_SUMMARY = "compress.json"
 SWEEP_REPORT = "sweep_report.json"
 #: the engine's checkpoints of an unfinished analyze run (``--resume`` continues from them)
 RUN_STATE = ".attnspec-run"
@@ -81,6 +84,10 @@ class RunFolder:
     @property
     def is_plan(self) -> bool:
         return self.has(PLAN_SUMMARY)
+
+    @property
+    def is_compress(self) -> bool:
+        return self.has(COMPRESS_SUMMARY)
 
     def require_finished(self) -> None:
         """:class:`InputError` unless this is a finished analyze run."""
@@ -168,6 +175,20 @@ class RunFolder:
     def plan_curves(self):
         """plan_curves.csv: a row per window, head and rank."""
         return self._csv(PLAN_CURVES)
+
+    def compress_summary(self) -> dict:
+        """compress.json: the model, calibration and evaluation inputs, conventions and results."""
+        if not self.has(COMPRESS_SUMMARY):
+            raise InputError(f"{self.path}: no {COMPRESS_SUMMARY} (not a finished attnspec compress folder)")
+        return self._json(COMPRESS_SUMMARY, "compress")
+
+    def compress_curves(self):
+        """compress_curves.csv: a row per method, rank policy and budget."""
+        return self._csv(COMPRESS_CURVES)
+
+    def compress_heads(self):
+        """compress_heads.csv: a row per configuration, layer and KV head."""
+        return self._csv(COMPRESS_HEADS)
 
     # -- reading ---------------------------------------------------------------------------------
 
