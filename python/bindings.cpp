@@ -16,6 +16,7 @@
 #include "attnspec/model/model.h"
 #include "attnspec/run/analysis.h"
 #include "attnspec/run/extras.h"
+#include "attnspec/run/compress.h"
 #include "attnspec/run/options.h"
 #include "attnspec/run/plan.h"
 #include "attnspec/run/run.h"
@@ -184,13 +185,15 @@ py::object k_or_none(int k) { return k < 0 ? py::object(py::none()) : py::object
 
 // The texts an option's Python value stands for: a bool is a flag (or, for an auto/yes/no choice,
 // yes/no), a path is os.fspath'd, a number list gives one text per number.
-std::vector<std::string> texts_of(const Option& o, const py::handle& v) {
-  if (o.type == OptionType::Numbers && !py::isinstance<py::str>(v) && py::hasattr(v, "__iter__")) {
+std::vector<std::string> texts_of(const Option& o, const py::handle& v, bool top = true) {
+  const bool sequence = !py::isinstance<py::str>(v) && !py::isinstance<py::bytes>(v) && py::hasattr(v, "__iter__") &&
+                        !py::hasattr(v, "__fspath__");
+  if (o.repeatable && top && sequence) {
     std::vector<std::string> out;
-    for (const auto& x : v) out.push_back(py::str(py::float_(py::reinterpret_borrow<py::object>(x))));
+    for (const auto& x : v) out.push_back(texts_of(o, x, false).at(0));
     return out;
   }
-  if (o.type == OptionType::Numbers) return {py::str(py::float_(py::reinterpret_borrow<py::object>(v)))};
+  if (o.type == OptionType::Number) return {py::str(py::float_(py::reinterpret_borrow<py::object>(v)))};
   if (py::isinstance<py::bool_>(v)) {
     const bool on = v.cast<bool>();
     if (o.type == OptionType::Choice) return {on ? "yes" : "no"};
@@ -224,7 +227,7 @@ Request request_from(Command command, const py::dict& kwargs) {
 // The table for Python (python/attnspec/__init__.py builds analyze()'s and plan()'s signatures from
 // it): per option its keyword, type, commands, help, Python default (typed) and choices.
 py::list option_table() {
-  static const char* types[] = {"path", "int", "flag", "choice", "numbers"};
+  static const char* types[] = {"path", "int", "flag", "choice", "number"};
   py::list out;
   for (const Option& o : options()) {
     py::dict d;
@@ -232,21 +235,24 @@ py::list option_table() {
     d["keyword"] = o.python_keyword();
     d["type"] = types[int(o.type)];
     py::list commands;
-    for (Command c : {kAnalyze, kPlan, kTokenize})
+    for (Command c : {kAnalyze, kPlan, kTokenize, kCompress})
       if (o.commands & c) commands.append(command_name(c));
     d["commands"] = commands;
     d["help"] = o.help;
     d["required"] = o.required;
     d["choices"] = py::cast(std::vector<std::string>(o.choices.begin(), o.choices.end()));
+    d["repeatable"] = o.repeatable;
     d["min"] = o.min == kNoMinimum ? py::object(py::none()) : py::object(py::int_(o.min));
     const std::string fallback = o.python_fallback ? o.python_fallback : o.fallback;
     if (fallback.empty()) d["default"] = py::none();
     else if (o.type == OptionType::Int) d["default"] = std::stoi(fallback);
     else if (o.type == OptionType::Flag) d["default"] = fallback == "true";
-    else if (o.type == OptionType::Numbers) {
-      py::list numbers;
-      for (const auto& x : py::str(fallback).attr("split")()) numbers.append(py::float_(py::reinterpret_borrow<py::object>(x)));
-      d["default"] = py::tuple(numbers);
+    else if (o.repeatable) {
+      py::list values;
+      for (const auto& x : py::str(fallback).attr("split")())
+        values.append(o.type == OptionType::Number ? py::object(py::float_(py::reinterpret_borrow<py::object>(x)))
+                                                   : py::reinterpret_borrow<py::object>(x));
+      d["default"] = py::tuple(values);
     } else d["default"] = fallback;
     out.append(d);
   }
@@ -450,6 +456,11 @@ PYBIND11_MODULE(_core, m) {
           py::gil_scoped_release release;
           return run_analyze(rq).dump();
         }, "attnspec analyze in-process (keywords: the option table's); returns summary.json's content");
+  m.def("run_compress", [](const py::kwargs& kwargs) {
+          const Request rq = request_from(kCompress, kwargs);
+          py::gil_scoped_release release;
+          return run_compress(rq).dump();
+        }, "attnspec compress in-process (keywords: the option table's); returns compress.json's content");
   m.def("run_plan", [](const py::kwargs& kwargs) {
           const Request rq = request_from(kPlan, kwargs);
           py::gil_scoped_release release;

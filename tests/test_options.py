@@ -19,7 +19,7 @@ def _of(command: str) -> list[dict]:
     return [o for o in TABLE if command in o["commands"]]
 
 
-@pytest.mark.parametrize("command", ["analyze", "plan", "tokenize"])
+@pytest.mark.parametrize("command", ["analyze", "plan", "tokenize", "compress"])
 def test_command_line_flags_are_the_table(command):
     help_text = subprocess.run(["attnspec", command, "--help"], capture_output=True, text=True, check=True).stdout
     flags = set(re.findall(r"^\s+(--[a-z][a-z-]*)", help_text, re.M)) - {"--help"}
@@ -28,7 +28,7 @@ def test_command_line_flags_are_the_table(command):
         assert o["help"][:40] in " ".join(help_text.split()), o["name"]
 
 
-@pytest.mark.parametrize("command", ["analyze", "plan"])
+@pytest.mark.parametrize("command", ["analyze", "plan", "compress"])
 def test_python_signatures_are_the_table(command):
     sig = inspect.signature(getattr(attnspec, command))
     expected = ["model"] + [o["keyword"] for o in _of(command) if o["keyword"] != "model"]

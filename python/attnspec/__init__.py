@@ -44,6 +44,8 @@ __all__ = [
     "data_spectrum",
     "plan",
     "PlanResult",
+    "compress",
+    "CompressResult",
     "aggregate",
 ]
 
@@ -128,7 +130,7 @@ def _run_in_process(command: str, model: PathLike, out: Optional[PathLike], opti
         ids_file = out_dir / ".token_ids.json"
         ids_file.write_text(json.dumps([int(t) for t in token_ids]))
         options["token_ids"] = ids_file
-    run = _core.run_analyze if command == "analyze" else _core.run_plan
+    run = {"analyze": _core.run_analyze, "plan": _core.run_plan, "compress": _core.run_compress}[command]
     try:
         run(model=os.fspath(model), out=os.fspath(out_dir), **options)
     finally:
@@ -293,6 +295,33 @@ def plan(model: PathLike, text: Optional[PathLike] = None, token_ids=None, *, ou
     softmax attention stays within mean total variation ``EPS`` of the model's (worst window),
     for each tolerance, and the TV/KL curves over ``k``. Inputs as for :func:`analyze`."""
     return PlanResult.load(_run_in_process("plan", model, out, dict(options, text=text, token_ids=token_ids)))
+
+
+@dataclass
+class CompressResult:
+    """The files of an ``attnspec compress`` run, loaded."""
+
+    out_dir: Path
+    summary: dict  # compress.json
+    curves: Any = None  # pandas.DataFrame: compress_curves.csv (one row per method, policy and budget)
+    heads: Any = None  # pandas.DataFrame: compress_heads.csv (one row per configuration, layer and KV head)
+    projections: Optional[Path] = None  # projections.safetensors (attnspec.projections applies it in transformers)
+
+    @classmethod
+    def load(cls, out_dir: PathLike) -> "CompressResult":
+        """Loads a finished compress folder; :class:`InputError` when it is not one."""
+        run = RunFolder(out_dir)
+        return cls(out_dir=run.path, summary=run.compress_summary(), curves=run.compress_curves(),
+                   heads=run.compress_heads(), projections=run.path / "projections.safetensors")
+
+
+@_with_table_signature("compress")
+def compress(model: PathLike, *, out: Optional[PathLike] = None, **options) -> CompressResult:
+    """Runs ``attnspec compress`` in-process: per layer and KV head, rank-k query/key maps fitted on
+    the ``calibrate`` texts (methods pca, field, weights; ranks uniform or shared by field energy,
+    per budget), judged on the disjoint ``evaluate`` texts by the model's own next-token
+    distribution (perplexity, KL per token, top-1 agreement) and attention TV. See the README."""
+    return CompressResult.load(_run_in_process("compress", model, out, dict(options)))
 
 
 def aggregate(run_dirs: Sequence[Union[PathLike, AnalysisResult]]):

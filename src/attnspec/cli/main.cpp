@@ -16,6 +16,7 @@
 #include "attnspec/common/error.h"
 #include "attnspec/io/gguf.h"
 #include "attnspec/model/model.h"
+#include "attnspec/run/compress.h"
 #include "attnspec/run/options.h"
 #include "attnspec/run/plan.h"
 #include "attnspec/run/run.h"
@@ -88,7 +89,7 @@ struct CommandLine {
       } else {
         static const char* kTypeNames[] = {"PATH", "INT", "", "TEXT", "NUMBER"};
         opt = app->add_option(o->cli_flag(), values, o->help)->type_name(kTypeNames[int(o->type)]);
-        if (o->type != attnspec::OptionType::Numbers) opt->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+        if (!o->repeatable) opt->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
         else opt->allow_extra_args(false);  // repeated: --tolerance 0.01 --tolerance 0.05
         if (!o->fallback.empty()) opt->default_str(o->fallback);
       }
@@ -130,6 +131,9 @@ int run(int argc, char** argv) {
   CommandLine plan(app, attnspec::kPlan,
                    "Per-head rank-k compression plan: attention TV/KL vs rank, smallest k per tolerance");
   CommandLine tokenize(app, attnspec::kTokenize, "Print the token ids of a text (no special tokens) as a JSON array");
+  CommandLine compress(app, attnspec::kCompress,
+                       "Fixed rank-k query/key maps fitted on calibration text, judged by the model's next-token "
+                       "distribution on held-out text (perplexity, KL, top-1), per method, rank policy and budget");
 
   auto* models = app.add_subcommand("models", "List the supported model families and checkpoint formats");
 
@@ -165,6 +169,10 @@ int run(int argc, char** argv) {
   } else if (plan.app->parsed()) {
     const attnspec::Request rq = plan.request();
     attnspec::run_plan(rq);
+    if (!rq.quiet) std::fprintf(stderr, "attnspec: wrote %s\n", rq.out.c_str());
+  } else if (compress.app->parsed()) {
+    const attnspec::Request rq = compress.request();
+    attnspec::run_compress(rq);
     if (!rq.quiet) std::fprintf(stderr, "attnspec: wrote %s\n", rq.out.c_str());
   } else if (tokenize.app->parsed()) {
     const attnspec::Request rq = tokenize.request();

@@ -382,6 +382,73 @@ const JsonFields<LayerRow>& layer_spectra_fields() {
   static const auto table = make_layer_spectra_fields();
   return table;
 }
+// The configuration columns of both compress files.
+template <typename Row>
+void add_compress_config(Columns<Row>& c) {
+  c.push_back({.name = "method", .meaning = "how the query/key maps were fitted: pca, field or weights",
+               .convention = "methods", .value = [](const Row& r) { return r.method; }});
+  c.push_back({.name = "policy", .meaning = "how ranks were shared among heads: uniform or field",
+               .convention = "policies", .value = [](const Row& r) { return r.policy; }});
+  c.push_back(always_column<Row>("budget", "share of the key dimensions asked to be kept model-wide", "budget",
+                                 [](const Row& r) { return r.budget; }));
+}
+
+Columns<CompressCurveRow> make_compress_curve_columns() {
+  using R = const CompressCurveRow&;
+  Columns<CompressCurveRow> c;
+  add_compress_config(c);
+  c.push_back(always_column<CompressCurveRow>("key_dims", "key dimensions kept, summed over layers and KV heads",
+                                              "budget", [](R r) { return r.key_dims; }));
+  c.push_back(always_column<CompressCurveRow>("key_cache_saved", "1 - key_dims / (layers * KV heads * d_h)",
+                                              "key_cache_saved",
+                                              [](R r) { return 1.0 - double(r.key_dims) / r.key_dims_total; }));
+  c.push_back(always_column<CompressCurveRow>("ppl_orig", "perplexity of the original model on the evaluation text",
+                                              "perplexity", [](R r) { return r.ppl_orig; }));
+  c.push_back(always_column<CompressCurveRow>("ppl", "perplexity of the compressed model", "perplexity",
+                                              [](R r) { return r.ppl; }));
+  c.push_back(always_column<CompressCurveRow>("ppl_change", "ppl / ppl_orig - 1", "perplexity",
+                                              [](R r) { return r.ppl / r.ppl_orig - 1.0; }));
+  c.push_back(always_column<CompressCurveRow>("kl_mean", "mean over evaluation tokens of KL(P_orig || P_comp)", "kl",
+                                              [](R r) { return r.kl_mean; }));
+  c.push_back(always_column<CompressCurveRow>("kl_median", "median of the per-token KL", "kl",
+                                              [](R r) { return r.kl_median; }));
+  c.push_back(always_column<CompressCurveRow>("kl_p95", "95th percentile of the per-token KL", "kl",
+                                              [](R r) { return r.kl_p95; }));
+  c.push_back(always_column<CompressCurveRow>("kl_p99", "99th percentile of the per-token KL", "kl",
+                                              [](R r) { return r.kl_p99; }));
+  c.push_back(always_column<CompressCurveRow>("kl_max", "largest per-token KL", "kl", [](R r) { return r.kl_max; }));
+  c.push_back(always_column<CompressCurveRow>("top1_agreement", "share of tokens whose most likely next token is the same",
+                                              "top1", [](R r) { return r.top1; }));
+  c.push_back(always_column<CompressCurveRow>("tv_mean", "mean attention TV over heads, windows and rows", "tv",
+                                              [](R r) { return r.tv; }));
+  return c;
+}
+
+Columns<CompressHeadRow> make_compress_head_columns() {
+  using R = const CompressHeadRow&;
+  Columns<CompressHeadRow> c;
+  add_compress_config(c);
+  c.push_back(always_column<CompressHeadRow>("layer", "layer index", "indexing", [](R r) { return r.layer; }));
+  c.push_back(always_column<CompressHeadRow>("kv_head", "KV head index", "indexing", [](R r) { return r.kv_head; }));
+  c.push_back(always_column<CompressHeadRow>("d_h", "head dimension", "", [](R r) { return r.head_dim; }));
+  c.push_back(always_column<CompressHeadRow>("k", "the KV head's rank: key dimensions its cache keeps", "budget",
+                                             [](R r) { return r.k; }));
+  c.push_back(always_column<CompressHeadRow>("field_share", "share of the pooled calibration field energy the first k "
+                                             "dimensions hold", "field_share", [](R r) { return r.field_share; }));
+  c.push_back(always_column<CompressHeadRow>("tv", "mean attention TV of the KV head's query heads on the evaluation "
+                                             "windows", "tv", [](R r) { return r.tv; }));
+  return c;
+}
+
+const Columns<CompressCurveRow>& compress_curve_columns() {
+  static const auto table = make_compress_curve_columns();
+  return table;
+}
+const Columns<CompressHeadRow>& compress_head_columns() {
+  static const auto table = make_compress_head_columns();
+  return table;
+}
+
 const Columns<PlanRow>& plan_columns() { static const auto table = make_plan_columns(); return table; }
 const Columns<PlanCurveRow>& plan_curve_columns() {
   static const auto table = make_plan_curve_columns();

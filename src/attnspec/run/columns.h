@@ -10,6 +10,8 @@
 //   head_summary.csv   head_summary_columns()  one row per (layer, head), from heads.csv
 //   plan.csv           plan_columns()          one row per (tolerance, layer, head)
 //   plan_curves.csv    plan_curve_columns()    one row per (window, layer, head, rank)
+//   compress_curves.csv  compress_curve_columns()  one row per (method, policy, budget)
+//   compress_heads.csv   compress_head_columns()   one row per (method, policy, budget, layer, KV head)
 #pragma once
 
 #include <functional>
@@ -72,6 +74,21 @@ struct PlanCurveRow {
   int window = 0, layer = 0, head = 0, kv_head = 0, n = 0, k = 0;
   double tv = 0, kl = 0;
 };
+// A compressed model's quality on the evaluation text (compress.cpp).
+struct CompressCurveRow {
+  std::string method, policy;
+  double budget = 0;
+  long key_dims = 0, key_dims_total = 0;  // kept over all layers and KV heads, and d_h * KV heads * layers
+  double ppl_orig = 0, ppl = 0;
+  double kl_mean = 0, kl_median = 0, kl_p95 = 0, kl_p99 = 0, kl_max = 0;
+  double top1 = 0, tv = 0;
+};
+struct CompressHeadRow {
+  std::string method, policy;
+  double budget = 0;
+  int layer = 0, kv_head = 0, head_dim = 0, k = 0;
+  double field_share = 0, tv = 0;
+};
 
 template <typename Row>
 using Columns = std::vector<Column<Row>>;
@@ -87,6 +104,8 @@ const JsonFields<LayerRow>& layer_spectra_fields();
 Columns<HeadSummaryRow> head_summary_columns(const std::vector<std::string>& metrics);
 const Columns<PlanRow>& plan_columns();
 const Columns<PlanCurveRow>& plan_curve_columns();
+const Columns<CompressCurveRow>& compress_curve_columns();
+const Columns<CompressHeadRow>& compress_head_columns();
 
 // A CSV header line, a row line (appended to `out`) and a JSON object of `columns`: those `options`
 // adds, or every one of them when `options` is null.

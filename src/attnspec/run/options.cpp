@@ -42,7 +42,7 @@ int strip_mode(const std::string& v) { return v == "auto" ? -1 : v == "yes" ? 1 
 }  // namespace
 
 const char* command_name(Command command) {
-  return command == kAnalyze ? "analyze" : command == kPlan ? "plan" : "tokenize";
+  return command == kAnalyze ? "analyze" : command == kPlan ? "plan" : command == kTokenize ? "tokenize" : "compress";
 }
 
 std::string Option::python_keyword() const {
@@ -58,7 +58,7 @@ const std::vector<Option>& options() {
   const CausalOptions causal;  // the spectra library's defaults
   static const std::vector<Option> table = {
       // What to read.
-      {"model", T::Path, kAnalyze | kPlan | kTokenize,
+      {"model", T::Path, kAnalyze | kPlan | kTokenize | kCompress,
        "checkpoint folder (config.json + *.safetensors), .gguf file, llama2.c .bin, or Hugging Face hub id "
        "(tokenize: a tokenizer folder too)",
        "", true, {}, kNoMinimum, nullptr, nullptr, nullptr, ATTNSPEC_PATH(model)},
@@ -66,33 +66,34 @@ const std::vector<Option>& options() {
        {}, kNoMinimum, nullptr, nullptr, nullptr, ATTNSPEC_PATH(text)},
       {"token-ids", T::Path, kAnalyze | kPlan, "token ids (JSON array or whitespace/comma separated)", "", false, {},
        kNoMinimum, nullptr, nullptr, "text", ATTNSPEC_PATH(token_ids)},
-      {"tokenizer", T::Path, kAnalyze | kPlan,
+      {"tokenizer", T::Path, kAnalyze | kPlan | kCompress,
        "tokenizer folder (or .gguf / llama2.c tok*.bin file), when the checkpoint has none of its own", "", false, {},
        kNoMinimum, nullptr, nullptr, nullptr, ATTNSPEC_PATH(tokenizer)},
       // How to cut it into windows.
       {"ctx", T::Int, kAnalyze, "window length in tokens (consecutive, non-overlapping windows)", "1024", false, {},
        kNoMinimum, nullptr, nullptr, nullptr, ATTNSPEC_INT(ctx)},
-      {"ctx", T::Int, kPlan, "window length in tokens (consecutive, non-overlapping windows)", "256", false, {},
+      {"ctx", T::Int, kPlan | kCompress, "window length in tokens (consecutive, non-overlapping windows)", "256", false, {},
        kNoMinimum, nullptr, nullptr, nullptr, ATTNSPEC_INT(ctx)},
       {"max-windows", T::Int, kAnalyze | kPlan, "at most this many windows (0: all)", "0", false, {}, 0,
        nullptr, nullptr, nullptr, ATTNSPEC_INT(max_windows)},
-      {"strip-gutenberg", T::Choice, kAnalyze | kPlan, "remove Project Gutenberg header/footer: auto, yes, no", "auto",
+      {"strip-gutenberg", T::Choice, kAnalyze | kPlan | kCompress, "remove Project Gutenberg header/footer: auto, yes, no", "auto",
        false, {"auto", "yes", "no"}, kNoMinimum, nullptr, nullptr, nullptr,
        [](Request& rq, const std::string& v) { rq.strip_gutenberg = strip_mode(v); }},
       {"strip-gutenberg", T::Choice, kTokenize, "remove Project Gutenberg header/footer: auto, yes, no",
        "no", false, {"auto", "yes", "no"}, kNoMinimum, nullptr, nullptr, nullptr,
        [](Request& rq, const std::string& v) { rq.strip_gutenberg = strip_mode(v); }},
-      {"allow-long-context", T::Flag, kAnalyze | kPlan, "allow --ctx beyond max_position_embeddings", "false", false,
+      {"allow-long-context", T::Flag, kAnalyze | kPlan | kCompress, "allow --ctx beyond max_position_embeddings", "false", false,
        {}, kNoMinimum, nullptr, nullptr, nullptr, ATTNSPEC_FLAG(allow_long_context)},
       // Where the results go, and how the run behaves.
-      {"out", T::Path, kAnalyze | kPlan,
-       "output folder (analyze: heads.csv, summary.json, spectra.jsonl; plan: plan.csv, plan_curves.csv, plan.json)",
+      {"out", T::Path, kAnalyze | kPlan | kCompress,
+       "output folder (analyze: heads.csv, summary.json, spectra.jsonl; plan: plan.csv, plan_curves.csv, plan.json; "
+       "compress: compress_curves.csv, compress_heads.csv, compress.json, projections.safetensors)",
        "", true, {}, kNoMinimum, nullptr, nullptr, nullptr, ATTNSPEC_PATH(out)},
       {"save-spectra", T::Flag, kAnalyze, "also write every singular value to spectra.jsonl", "false", false, {},
        kNoMinimum, nullptr, "true", nullptr, ATTNSPEC_FLAG(save_spectra)},
-      {"threads", T::Int, kAnalyze | kPlan, "threads for BLAS and the per-head work (0: all cores)", "0", false,
+      {"threads", T::Int, kAnalyze | kPlan | kCompress, "threads for BLAS and the per-head work (0: all cores)", "0", false,
        {}, 0, nullptr, nullptr, nullptr, ATTNSPEC_INT(threads)},
-      {"quiet", T::Flag, kAnalyze | kPlan, "no progress lines", "false", false, {}, kNoMinimum, nullptr, "true",
+      {"quiet", T::Flag, kAnalyze | kPlan | kCompress, "no progress lines", "false", false, {}, kNoMinimum, nullptr, "true",
        nullptr, ATTNSPEC_FLAG(quiet)},
       {"resume", T::Flag, kAnalyze, "continue an interrupted run in --out (same inputs and options)", "false", false,
        {}, kNoMinimum, nullptr, nullptr, nullptr, ATTNSPEC_FLAG(resume)},
@@ -125,12 +126,43 @@ const std::vector<Option>& options() {
        "row zero-sum residual, numerical rank, column-energy delocalisation and key coherence per head", "false",
        false, {}, kNoMinimum, nullptr, nullptr, nullptr, ATTNSPEC_FLAG(options.invariants)},
       // The compression plan.
-      {"tolerance", T::Numbers, kPlan, "mean total-variation tolerance EPS (repeatable)",
+      {"tolerance", T::Number, kPlan, "mean total-variation tolerance EPS (repeatable)",
        "0.01 0.05", false, {}, kNoMinimum, "tolerances", nullptr, nullptr,
-       [](Request& rq, const std::string& v) { rq.tolerances.push_back(std::stod(v)); }},
+       [](Request& rq, const std::string& v) { rq.tolerances.push_back(std::stod(v)); }, true},
       {"ranks", T::Choice, kPlan, "ranks to evaluate: all (every k) or geometric (0..8, then x1.25)", "all",
        false, {"all", "geometric"}, kNoMinimum, nullptr, nullptr, nullptr,
        [](Request& rq, const std::string& v) { rq.geometric = v == "geometric"; }},
+      // Compression that deploys: maps fitted on calibration text, judged on held-out text.
+      {"calibrate", T::Path, kCompress, "UTF-8 text the query/key maps are fitted on (repeatable)", "", true, {},
+       kNoMinimum, nullptr, nullptr, nullptr, [](Request& rq, const std::string& v) { rq.calibrate.push_back(v); },
+       true},
+      {"evaluate", T::Path, kCompress,
+       "held-out UTF-8 text the compressed model is judged on (repeatable; no window may overlap the calibration text)",
+       "", true, {}, kNoMinimum, nullptr, nullptr, nullptr,
+       [](Request& rq, const std::string& v) { rq.evaluate.push_back(v); }, true},
+      {"calibration-windows", T::Int, kCompress, "at most this many calibration windows", "16", false, {}, 1, nullptr,
+       nullptr, nullptr, ATTNSPEC_INT(calibration_windows)},
+      {"evaluation-windows", T::Int, kCompress, "at most this many evaluation windows", "8", false, {}, 1, nullptr,
+       nullptr, nullptr, ATTNSPEC_INT(evaluation_windows)},
+      {"budget", T::Number, kCompress, "share of the key dimensions kept model-wide, in (0, 1] (repeatable)",
+       "0.25 0.5 0.75", false, {}, kNoMinimum, "budgets", nullptr, nullptr,
+       [](Request& rq, const std::string& v) { rq.budgets.push_back(std::stod(v)); }, true},
+      {"method", T::Choice, kCompress,
+       "subspace: pca (top keys' directions), field (best for the pooled E~), weights (data-free, W_Q^T W_K) "
+       "(repeatable)",
+       "pca field weights", false, {"pca", "field", "weights"}, kNoMinimum, "methods", nullptr, nullptr,
+       [](Request& rq, const std::string& v) { rq.methods.push_back(v); }, true},
+      {"policy", T::Choice, kCompress,
+       "ranks per head: uniform (the budget's share of d_h everywhere) or field (shared by field energy) (repeatable)",
+       "uniform field", false, {"uniform", "field"}, kNoMinimum, "policies", nullptr, nullptr,
+       [](Request& rq, const std::string& v) { rq.policies.push_back(v); }, true},
+      {"export-method", T::Choice, kCompress, "the maps projections.safetensors holds: their method", "field", false,
+       {"pca", "field", "weights"}, kNoMinimum, nullptr, nullptr, nullptr,
+       [](Request& rq, const std::string& v) { rq.export_method = v; }},
+      {"export-policy", T::Choice, kCompress, "... their rank policy", "field", false, {"uniform", "field"}, kNoMinimum,
+       nullptr, nullptr, nullptr, [](Request& rq, const std::string& v) { rq.export_policy = v; }},
+      {"export-budget", T::Number, kCompress, "... their budget", "0.5", false, {}, kNoMinimum, nullptr, nullptr,
+       nullptr, [](Request& rq, const std::string& v) { rq.export_budget = std::stod(v); }},
   };
   return table;
 }
@@ -150,7 +182,7 @@ void set_option(const Option& o, Request& rq, const std::string& value) {
   switch (o.type) {
     case OptionType::Path: break;
     case OptionType::Int: integer(o.name, value, o.min); break;
-    case OptionType::Numbers: number(o.name, value); break;
+    case OptionType::Number: number(o.name, value); break;
     case OptionType::Flag:
       if (value != "true" && value != "false") bad_value(o.name, value, "true or false");
       break;
@@ -173,7 +205,7 @@ void set_defaults(Command command, Request& rq, const std::vector<std::string>& 
     if (std::find(given.begin(), given.end(), o->name) != given.end()) continue;
     const std::string fallback = python && o->python_fallback ? o->python_fallback : o->fallback;
     if (fallback.empty()) continue;
-    if (o->type != OptionType::Numbers) {
+    if (!o->repeatable) {
       set_option(*o, rq, fallback);
       continue;
     }
@@ -185,6 +217,12 @@ void set_defaults(Command command, Request& rq, const std::vector<std::string>& 
 }
 
 void finish_request(Command command, Request& rq) {
+  if (command == kCompress) {
+    if (rq.calibrate.empty() || rq.evaluate.empty())
+      throw InputError("compress needs --calibrate FILE and --evaluate FILE (disjoint texts)");
+    rq.model = resolve_model(rq.model.string());
+    return;
+  }
   if (command == kTokenize ? rq.text.empty() : rq.text.empty() && rq.token_ids.empty())
     throw InputError(std::string(command_name(command)) + " needs --text FILE" +
                      (command == kTokenize ? "" : " or --token-ids FILE"));

@@ -13,7 +13,7 @@
 
 namespace attnspec {
 
-enum Command : unsigned { kAnalyze = 1, kPlan = 2, kTokenize = 4 };
+enum Command : unsigned { kAnalyze = 1, kPlan = 2, kTokenize = 4, kCompress = 8 };
 const char* command_name(Command command);
 
 enum class OptionType {
@@ -21,7 +21,7 @@ enum class OptionType {
   Int,      // an integer >= min
   Flag,     // on when given ("true"/"false" as text)
   Choice,   // one of `choices`
-  Numbers,  // a repeatable number (--tolerance 0.01 --tolerance 0.05; a list in Python)
+  Number,   // a real number
 };
 
 inline constexpr long long kNoMinimum = std::numeric_limits<long long>::min();
@@ -38,8 +38,11 @@ struct Option {
   const char* python_name = nullptr;      // when the Python keyword is not the name ("tolerances")
   const char* python_fallback = nullptr;  // when Python's default differs (its results are read back)
   const char* excludes = nullptr;         // an option that may not be given with this one
-  // Stores one value, given as text that set_option has checked (for Numbers: one of them).
+  // Stores one value, given as text that set_option has checked (a repeatable option: one of them).
   void (*apply)(Request& rq, const std::string& value) = nullptr;
+  // Given any number of times (--tolerance 0.01 --tolerance 0.05; a list in Python; its default
+  // text lists the values separated by spaces).
+  bool repeatable = false;
 
   std::string cli_flag() const { return std::string("--") + name; }
   std::string python_keyword() const;
@@ -51,7 +54,7 @@ const std::vector<Option>& options();
 std::vector<const Option*> options_of(Command command);
 
 // Checks `value` (text) against the option's type, choices and minimum and stores it in rq
-// (a Numbers option adds one number per call). InputError "--name: ..." on a bad value.
+// (a repeatable option adds one value per call). InputError "--name: ..." on a bad value.
 void set_option(const Option& option, Request& rq, const std::string& value);
 // Applies the defaults of the command's options whose names are not in `given` (Python's
 // defaults where they differ, when `python`).

@@ -17,7 +17,7 @@ const Option& row(const char* name, Command command) {
 }
 
 TEST(Options, EachNameOncePerCommandAndEveryRowComplete) {
-  for (Command c : {kAnalyze, kPlan, kTokenize}) {
+  for (Command c : {kAnalyze, kPlan, kTokenize, kCompress}) {
     std::set<std::string> seen, keywords;
     for (const Option* o : options_of(c)) {
       EXPECT_TRUE(seen.insert(o->name).second) << o->name << " twice in " << command_name(c);

@@ -24,6 +24,18 @@ nlohmann::json stats(std::vector<double> v) {
 
 }  // namespace
 
+nlohmann::json model_summary(const std::filesystem::path& path, const ModelConfig& c) {
+  return {{"path", path.string()},
+          {"family", c.family},
+          {"layers", c.n_layers},
+          {"heads", c.n_heads},
+          {"kv_heads", c.n_kv_heads},
+          {"head_dim", c.head_dim},
+          {"softmax_scale", c.softmax_scale},
+          {"sliding_window", c.sliding_window},
+          {"attention", c.causal ? "causal" : "bidirectional"}};
+}
+
 nlohmann::json conventions_json() {
   return {
       {"field", "E~ = s * Q_h (K_g - mean_j K_g)^T: row-centred logits over all n keys, no causal mask; "

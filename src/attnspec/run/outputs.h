@@ -19,6 +19,10 @@ namespace attnspec {
 // The conventions every number follows (METRICS.md), recorded in summary.json.
 nlohmann::json conventions_json();
 
+// The model as every command's summary names it: path, family, shapes, softmax scales, windows and
+// attention kind (commands add what else they record).
+nlohmann::json model_summary(const std::filesystem::path& path, const ModelConfig& config);
+
 // heads.csv: the columns INTERFACE.md fixes, then the remaining summaries, then those the options
 // add; spectra.jsonl likewise (the columns and their order: columns.h).
 std::string heads_csv_header(const AnalysisOptions& options = {});

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
 #include <vector>
 
 #include "attnspec/run/extras.h"
@@ -34,6 +35,14 @@ struct Request {
   // plan
   std::vector<double> tolerances;  // EPS values, each in (0, 1)
   bool geometric = false;          // ranks 0..8 then x1.25 steps instead of every k
+
+  // compress: maps fitted on `calibrate`, judged on `evaluate` (disjoint texts)
+  std::vector<std::filesystem::path> calibrate, evaluate;
+  int calibration_windows = 0, evaluation_windows = 0;  // at most this many windows of each
+  std::vector<double> budgets;                          // shares of key dimensions kept, in (0, 1]
+  std::vector<std::string> methods, policies;           // pca / field / weights; uniform / field
+  std::string export_method, export_policy;             // the maps written to projections.safetensors
+  double export_budget = 0;
 };
 
 }  // namespace attnspec

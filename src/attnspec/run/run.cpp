@@ -150,26 +150,18 @@ void check_memory(const Request& rq, const Model& model) {
 // resumed windows) and without the aggregates (from heads.csv, at the end).
 nlohmann::json summary_json(const Request& rq, const OpenedRun& r, const char* command) {
   const ModelConfig& c = r.model->config;
+  nlohmann::json model = model_summary(rq.model, c);
+  model.update({{"format", r.model->format},
+                {"d_model", c.d_model},
+                {"vocab_size", c.vocab_size},
+                {"max_positions", c.max_positions},
+                {"parameters", c.parameter_count},
+                {"dtypes", dtype_census(*r.model->store)},
+                {"positions", c.learned_positions ? std::string("learned") : c.rope_description}});
   nlohmann::json summary = {
       {"attnspec_version", ATTNSPEC_VERSION},
       {"command", command},
-      {"model",
-       {{"path", rq.model.string()},
-        {"format", r.model->format},
-        {"family", c.family},
-        {"layers", c.n_layers},
-        {"d_model", c.d_model},
-        {"heads", c.n_heads},
-        {"kv_heads", c.n_kv_heads},
-        {"head_dim", c.head_dim},
-        {"vocab_size", c.vocab_size},
-        {"max_positions", c.max_positions},
-        {"parameters", c.parameter_count},
-        {"dtypes", dtype_census(*r.model->store)},
-        {"positions", c.learned_positions ? std::string("learned") : c.rope_description},
-        {"softmax_scale", c.softmax_scale},
-        {"sliding_window", c.sliding_window},
-        {"attention", c.causal ? "causal" : "bidirectional"}}},
+      {"model", model},
       {"input", r.prepared.description},
       {"ctx", rq.ctx},
       {"windows", r.windows()},
