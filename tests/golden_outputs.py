@@ -8,6 +8,12 @@ families (from tokenizer.json and from a tokenizer-only GGUF) and the Python API
 the machine or the run (summary.json's threads and timings, temporary paths) is taken out first;
 every other byte counts.
 
+OpenBLAS picks its kernels by CPU model (SkylakeX, Cooperlake, Zen, Haswell, ...), and each kernel
+rounds float32 products its own way, which shows in the tenth digit of some columns: a record made on
+one server did not hold on another. So every run here uses OpenBLAS's Haswell kernels (AVX2 and FMA,
+which attnspec's own vector loops also use, and every x86-64 server of the last decade has), and the
+record holds on any such machine.
+
     python3 tests/golden_outputs.py --check            # the installed `attnspec` against the record
     python3 tests/golden_outputs.py --check --cli build/dev/attnspec
     python3 tests/golden_outputs.py --record           # rewrite tests/golden/outputs.json
@@ -33,6 +39,16 @@ RECORD = TESTS / "golden" / "outputs.json"
 
 VOLATILE_SUMMARY_KEYS = ("threads", "timing_seconds")
 ANALYZE_EXTRAS = ["--field", "both", "--data-side", "--invariants", "--save-spectra"]
+# The environment of every recorded run: one thread, and the same BLAS kernels on every machine.
+RUN_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_CORETYPE": "Haswell"}
+
+
+def check_machine() -> None:
+    """The record needs OpenBLAS's Haswell kernels; a CPU without AVX2 and FMA cannot run them."""
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if " avx2" not in flags or " fma" not in flags:
+        raise RuntimeError("the golden record is made with OpenBLAS's Haswell kernels (x86-64 with AVX2 and FMA); "
+                           "this machine has no AVX2/FMA, so its outputs cannot be compared with the record")
 
 
 def _token_ids(vocab: int, n: int, seed: int) -> list[int]:
@@ -73,7 +89,7 @@ class Runner:
     def run(self, name: str, args: list[str], out: Path | None = None) -> None:
         """Runs `attnspec args`; records each file of `out`, the stdout, and the status with stderr's
         last line (an error message is behaviour too)."""
-        env = dict(os.environ, OMP_NUM_THREADS="1")
+        env = dict(os.environ, **RUN_ENV)
         p = subprocess.run([self.cli, *args], capture_output=True, text=True, env=env, timeout=900)
         rec = {"status": str(p.returncode)}
         if p.returncode != 0:
@@ -110,6 +126,7 @@ class Runner:
 
 
 def collect(cli: str) -> dict:
+    check_machine()
     import hf_oracle
     import gguf_writer
 
@@ -176,16 +193,17 @@ def collect(cli: str) -> dict:
         r.run("errors/bad-field", ["analyze", "--model", str(ckpt[("llama", "base")]), "--ctx", "8", "--field", "x",
                                    "--text", str(excerpt), "--out", str(root / "out" / "e3")])
 
-        # The Python API writes the same files through the binding.
+        # The Python API writes the same files through the binding (in a Python of its own, which
+        # loads OpenBLAS with RUN_ENV's kernels).
         if cli_is_installed(cli):
-            import attnspec
-
             out = root / "out" / "python-analyze"
             ids_file = root / "py.ids.json"
             ids_file.write_text(json.dumps(ids))
-            attnspec.analyze(str(ckpt[("qwen2", "base")]), token_ids=str(ids_file), ctx=32, out=str(out),
-                             max_windows=2, threads=1, quiet=True, field="both", data_side=True, invariants=True,
-                             save_spectra=True)
+            code = ("import attnspec, sys; attnspec.analyze(sys.argv[1], token_ids=sys.argv[2], ctx=32, out=sys.argv[3], "
+                    "max_windows=2, threads=1, quiet=True, field='both', data_side=True, invariants=True, "
+                    "save_spectra=True)")
+            subprocess.run([sys.executable, "-c", code, str(ckpt[("qwen2", "base")]), str(ids_file), str(out)],
+                           check=True, env=dict(os.environ, **RUN_ENV), timeout=900)
             r.results["python/analyze-qwen2"] = _digest_folder(out, root)
         return r.results
 
