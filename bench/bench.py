@@ -133,22 +133,12 @@ def spectral_share(t: dict) -> float:
     return (t["weight_spectra"] + t["field_spectra"]) / t["total"]
 
 
-def forward_flops(cfg: dict, n: int, family: str) -> float:
-    """Matrix-multiply FLOPs of attnspec's forward over all layers (the last one only projects Q, K)."""
-    if family == "gpt2":
-        d, L, H = cfg["n_embd"], cfg["n_layer"], cfg["n_head"]
-        G, dh, dff, mlp_mats = H, d // H, 4 * d, 2
-    else:
-        d, L, H = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"]
-        G, dh, dff, mlp_mats = cfg["num_key_value_heads"], cfg.get("head_dim", d // H), cfg["intermediate_size"], 3
-    window = cfg.get("sliding_window") or n
-    visible = sum(min(i + 1, window) for i in range(n))  # causal (and windowed) query-key pairs
-    per_layer = (2 * n * d * (H * dh + 2 * G * dh)  # q, k, v
-                 + 2 * 2 * H * dh * visible          # scores and P V
-                 + 2 * n * H * dh * d                # o
-                 + mlp_mats * 2 * n * d * dff)       # MLP
-    last = 2 * n * d * (H * dh + G * dh)
-    return (L - 1) * per_layer + last
+def forward_flops(model: Path, n: int) -> float:
+    """Matrix-multiply FLOPs of attnspec's forward over all layers (the last one only projects Q, K),
+    as attnspec counts them for --profile."""
+    from attnspec import _core
+
+    return _core.Model.load(str(model)).forward_flops(n)["total"]
 
 
 def forward_seconds(summary: dict) -> float:
@@ -461,10 +451,9 @@ def main(argv=None):
 
     if "C" in only:
         llama = checkpoint("llama-3.2-1b")
-        cfg = json.loads((llama / "config.json").read_text())
         ids = token_file(1024, 128256)
         (wall, _, summary), walls = median_run(lambda: attnspec_run(llama, ids, 1024, work / "c", threads, 1), args.repeats)
-        flops = forward_flops(cfg, 1024, "llama")
+        flops = forward_flops(llama, 1024)
         fsec = forward_seconds(summary)
         rate = flops / fsec / 1e9
         # The machine's rate drifts (clock boost, neighbours): measure it again right after the runs

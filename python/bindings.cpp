@@ -6,6 +6,7 @@
 #include <pybind11/stl/filesystem.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -390,6 +391,42 @@ PYBIND11_MODULE(_core, m) {
              py::capsule owner(logits.release(), [](void* p) { delete static_cast<std::vector<float>*>(p); });
              return py::array_t<float>({n, vocab}, data, owner);
            }, py::arg("token_ids"))
+      .def("forward_profile", [](const Model& mdl, const std::vector<int32_t>& ids, std::optional<int> last_layer) {
+             // One forward pass to the last layer as analyze runs it (the last layer up to its Q and
+             // K), nothing measured: its stages' seconds and FLOPs (forward.h), for benchmarks.
+             const ModelConfig& c = mdl.config;
+             const int last = last_layer.value_or(c.n_layers - 1);
+             ForwardTimes t;
+             double total = 0;
+             {
+               py::gil_scoped_release release;
+               const auto t0 = std::chrono::steady_clock::now();
+               forward(mdl, ids, last, {}, &t);
+               total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+             }
+             const ForwardFlops f = forward_flops(c, static_cast<int>(ids.size()), last, /*whole_last=*/false);
+             py::dict seconds, flops;
+             seconds["total"] = total;
+             for (auto [name, v] : {std::pair{"embed_and_widen", t.widen}, {"norm", t.norm}, {"qkv", t.qkv},
+                                    {"rope", t.rope}, {"attention", t.attention}, {"out_proj", t.out_proj}, {"mlp", t.mlp}})
+               seconds[name] = v;
+             for (auto [name, v] : {std::pair{"qkv", f.qkv}, {"attention", f.attention}, {"out_proj", f.out_proj},
+                                    {"mlp", f.mlp}, {"total", f.total()}})
+               flops[name] = v;
+             py::dict out;
+             out["seconds"] = seconds;
+             out["flops"] = flops;
+             return out;
+           }, py::arg("token_ids"), py::arg("last_layer") = py::none())
+      .def("forward_flops", [](const Model& mdl, int n, std::optional<int> last_layer, bool whole) {
+             // FLOPs per stage of a forward over n tokens (forward_flops in forward.h).
+             const ForwardFlops f = forward_flops(mdl.config, n, last_layer.value_or(mdl.config.n_layers - 1), whole);
+             py::dict out;
+             for (auto [name, v] : {std::pair{"qkv", f.qkv}, {"attention", f.attention}, {"out_proj", f.out_proj},
+                                    {"mlp", f.mlp}, {"head", f.head}, {"total", f.total()}})
+               out[name] = v;
+             return out;
+           }, py::arg("n"), py::arg("last_layer") = py::none(), py::arg("whole") = false)
       .def("weight_spectra", [](const Model& mdl) {
              // [layers, heads, d_h] singular values of W_Q^(h)T W_K^(g).
              const ModelConfig& c = mdl.config;

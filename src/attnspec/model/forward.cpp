@@ -74,6 +74,25 @@ std::vector<float> embed(const Model& model, std::span<const int32_t> ids, Layer
   return h;
 }
 
+// Books the time from start() to stop() to a stage, less what LayerWeights spent widening weights
+// meanwhile, which goes to t.widen: a product's first use of a stored F16 or quantized weight
+// dequantizes it, and a profile shows that apart from the product's arithmetic.
+struct StageClock {
+  ForwardTimes& t;
+  const LayerWeights& w;
+  Clock::time_point t0{};
+  double widened0 = 0;
+  void start() {
+    t0 = Clock::now();
+    widened0 = w.widen_seconds();
+  }
+  void stop(double& stage) {
+    const double widened = w.widen_seconds() - widened0;
+    stage += seconds_since(t0) - widened;
+    t.widen += widened;
+  }
+};
+
 void check_finite(const Model& m, const float* p, int64_t count, int layer, const char* what) {
   if (!all_finite(p, count))
     throw input_error(m.path.string(), "non-finite values (NaN or Inf) in layer " + std::to_string(layer) + " " + what +
@@ -107,14 +126,15 @@ std::vector<float> run_layers(const Model& model, std::span<const int32_t> ids, 
   auto job = [&](const LinearSpec& s, float* y, int64_t ldy) { return product(store, w, s, y, ldy); };
 
   // ---- Embeddings: h [n, d] -------------------------------------------------------------------
-  auto t0 = Clock::now();
+  StageClock clock{t, w};
+  clock.start();
   std::vector<float> h = embed(model, ids, w);
-  t.widen += seconds_since(t0);
+  clock.stop(t.widen);
   if (!model.embed_norm_weight.empty()) {  // BERT: LayerNorm of the summed embeddings
-    t0 = Clock::now();
+    clock.start();
     norm(model.embed_norm_weight, model.embed_norm_bias, h.data(), h.data());
     w.release();
-    t.norm += seconds_since(t0);
+    clock.stop(t.norm);
   }
 
   // x [n, d]: a block's input; y [n, d]: a block's output; q [n, qd], k and v [n, kvd]; att [n, qd].
@@ -146,36 +166,36 @@ std::vector<float> run_layers(const Model& model, std::span<const int32_t> ids, 
 
     // ---- Attention block ----------------------------------------------------------------------
     // Its input: x = norm1(h) (pre-norm), or h itself (post-norm: BERT, OPT-350m).
-    t0 = Clock::now();
+    clock.start();
     if (c.post_norm) std::copy(h.begin(), h.end(), x.begin());
     else norm(L.attn_norm_weight, L.attn_norm_bias, h.data(), x.data());
-    t.norm += seconds_since(t0);
+    clock.stop(t.norm);
 
     // q = x W_q^T + b_q, k = x W_k^T + b_k, v = x W_v^T + b_v; head h of q is columns
     // h d_h .. (h + 1) d_h. The v of a layer that stops after its callback is never read.
-    t0 = Clock::now();
+    clock.start();
     if (stop) linears({job(L.q, q.data(), qd), job(L.k, k.data(), kvd)}, x.data(), n, d);
     else linears({job(L.q, q.data(), qd), job(L.k, k.data(), kvd), job(L.v, v.data(), kvd)}, x.data(), n, d);
-    t.qkv += seconds_since(t0);
+    clock.stop(t.qkv);
 
     // Qwen3, Gemma3: each head's d_h values RMS-normalised on their own, with a weight [d_h].
     if (c.qk_norm) {
-      t0 = Clock::now();
+      clock.start();
       norm_rows(norm_spec, w.get(L.q_norm_weight), nullptr, q.data(), q.data(), n * c.n_heads, c.head_dim, c.head_dim);
       norm_rows(norm_spec, w.get(L.k_norm_weight), nullptr, k.data(), k.data(), n * c.n_kv_heads, c.head_dim,
                 c.head_dim);
-      t.norm += seconds_since(t0);
+      clock.stop(t.norm);
     }
     // Rotary positions: in each head of q and k, the pair of dims (j, j + r/2) of token i turns
     // by the angle i * inv_freq[j] (Gemma3's local layers have their own frequencies).
     if (c.rotary_dim > 0) {
-      t0 = Clock::now();
+      clock.start();
       const bool local = !c.inv_freq_sliding.empty() && c.local_rope[l];
       const RopeSpec rs{(local ? c.inv_freq_sliding : c.inv_freq).data(), c.rotary_dim, c.head_dim,
                         c.rope_attention_scaling};
       rope(rs, q.data(), n, c.n_heads);
       rope(rs, k.data(), n, c.n_kv_heads);
-      t.rope += seconds_since(t0);
+      clock.stop(t.rope);
     }
 
     // x, q and k are what the caller measures: Q and K exactly as the softmax consumes them. The
@@ -185,29 +205,29 @@ std::vector<float> run_layers(const Model& model, std::span<const int32_t> ids, 
     check_finite(model, q.data(), int64_t(n) * qd, l, "queries");
     check_finite(model, k.data(), int64_t(n) * kvd, l, "keys");
     if (on_layer) {
-      t0 = Clock::now();
+      clock.start();
       on_layer(LayerActivations{l, n, x.data(), q.data(), k.data()});
-      t.callback += seconds_since(t0);
+      clock.stop(t.callback);
     }
     if (stop) break;
 
     // att_h = softmax(cap(s q_h k_g^T) + mask) v_g for each query head h and its KV head
     // g = h / (H / G); the mask hides keys after the query (causal) and, in a sliding-window
     // layer, keys W or more tokens before it. Encoders see every key.
-    t0 = Clock::now();
+    clock.start();
     const AttentionSpec as{c.n_heads, c.n_kv_heads, c.head_dim, static_cast<float>(c.softmax_scale[l]),
                            static_cast<float>(c.attn_softcap), c.causal, c.causal ? c.sliding_window[l] : 0};
     attention(as, q.data(), k.data(), v.data(), att.data(), n);
-    t.attention += seconds_since(t0);
+    clock.stop(t.attention);
 
     // The block's output y = att W_o^T + b_o (Gemma2/3: then normalised).
-    t0 = Clock::now();
+    clock.start();
     linear(job(L.o, y.data(), d), att.data(), n, qd);
     if (!L.attn_out_norm_weight.empty()) norm(L.attn_out_norm_weight, "", y.data(), y.data());
-    t.out_proj += seconds_since(t0);
+    clock.stop(t.out_proj);
 
     // ---- Residual and MLP block, in the family's wiring ---------------------------------------
-    t0 = Clock::now();
+    clock.start();
     if (c.parallel_residual) {  // GPT-NeoX: h = h + attn(norm1(h)) + mlp(norm2(h)), both from the same h
       norm(L.mlp_norm_weight, L.mlp_norm_bias, h.data(), x.data());
       z.resize(size_t(n) * d);
@@ -225,13 +245,33 @@ std::vector<float> run_layers(const Model& model, std::span<const int32_t> ids, 
       mlp(L, x.data(), y.data());
       add_into(h.data(), y.data(), int64_t(n) * d);
     }
-    t.mlp += seconds_since(t0);
+    clock.stop(t.mlp);
     w.release();  // the layer's float32 copies go (weights.h)
   }
   return h;
 }
 
 }  // namespace
+
+ForwardFlops forward_flops(const ModelConfig& c, int n, int last_layer, bool whole_last) {
+  const double d = c.d_model, qd = double(c.n_heads) * c.head_dim, kvd = double(c.n_kv_heads) * c.head_dim;
+  const int mlp_matrices = c.mlp == MlpKind::SwiGLU || c.mlp == MlpKind::GeGLU ? 3 : 2;
+  ForwardFlops f;
+  for (int l = 0; l <= last_layer; ++l) {
+    const bool stop = l == last_layer && !whole_last;
+    f.qkv += 2.0 * n * d * (qd + (stop ? 1 : 2) * kvd);
+    if (stop) break;
+    // Query i sees keys max(0, i - W + 1)..i under a causal mask with window W, all n without one.
+    const int window = c.causal ? c.sliding_window[l] : 0;
+    double pairs = 0;
+    for (int i = 0; i < n; ++i) pairs += !c.causal ? n : window > 0 ? std::min(i + 1, window) : i + 1;
+    f.attention += 2.0 * 2.0 * qd * pairs;
+    f.out_proj += 2.0 * n * qd * d;
+    f.mlp += 2.0 * n * d * double(c.d_ff) * mlp_matrices;
+  }
+  if (whole_last) f.head = 2.0 * n * d * double(c.vocab_size);
+  return f;
+}
 
 void forward(const Model& model, std::span<const int32_t> ids, int last_layer,
              const std::function<void(const LayerActivations&)>& on_layer, ForwardTimes* times) {
@@ -247,11 +287,12 @@ std::vector<float> forward_logits(const Model& model, std::span<const int32_t> i
   ForwardTimes& t = times ? *times : local;
   std::vector<float> h = run_layers(model, ids, c.n_layers - 1, /*whole_last=*/true, on_layer, t);
 
-  const auto t0 = Clock::now();
   const TensorStore& store = *model.store;
   const int n = static_cast<int>(ids.size()), d = c.d_model;
   const int64_t vocab = model.lm_head.out, de = model.lm_head.in;
   LayerWeights w(store);
+  StageClock clock{t, w};
+  clock.start();
   // The final norm, in place: h = norm(h), LayerNorm or RMSNorm as the layers' ((1 + w) for
   // Gemma). Post-LN OPT has none: its last layer already ends in a norm.
   if (!c.post_norm)
@@ -272,7 +313,7 @@ std::vector<float> forward_logits(const Model& model, std::span<const int32_t> i
   linear(product(store, w, model.lm_head, logits.data(), vocab), y, n, de);
   // Gemma2: logits = cap * tanh(logits / cap) (final_logit_softcapping).
   if (c.final_softcap > 0) soft_cap(static_cast<float>(c.final_softcap), logits.data(), int64_t(n) * vocab);
-  t.head += seconds_since(t0);
+  clock.stop(t.head);
   if (!all_finite(logits.data(), int64_t(n) * vocab))
     throw input_error(model.path.string(), "non-finite values (NaN or Inf) in the logits; the checkpoint's weights or "
                                            "the input overflow float32");

@@ -36,6 +36,17 @@ struct ForwardTimes {
   double head = 0;  // forward_logits' output side (final norm, project_out, LM head, soft-cap)
 };
 
+// The arithmetic of a forward pass over n tokens per stage, in FLOPs (a multiply-add is 2): what a
+// profile divides each stage's time by. The products count their weights once per token; the
+// attention counts only the query-key pairs its mask lets through (causal, sliding window), for
+// the scores and for P V. With whole_last false the last layer stops after its Q and K (forward),
+// with it true it runs to its end and the LM head follows (forward_logits).
+struct ForwardFlops {
+  double qkv = 0, attention = 0, out_proj = 0, mlp = 0, head = 0;
+  double total() const { return qkv + attention + out_proj + mlp + head; }
+};
+ForwardFlops forward_flops(const ModelConfig& c, int n, int last_layer, bool whole_last);
+
 // Runs `ids` through layers 0..last_layer and calls `on_layer` once per layer with its
 // activations (valid only during the call). Throws InputError on ids outside the vocabulary or a
 // window longer than learned positions allow, and on NaN/Inf in a layer's activations.

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 
 #include "attnspec/model/forward.h"  // query_heads, key_heads, map_layer_weights
@@ -48,9 +49,11 @@ const float* LayerWeights::get(const std::string& name) {
   if (const float* direct = t.direct_float32()) return direct;
   auto it = widened_.find(name);
   if (it == widened_.end()) {
+    const auto t0 = std::chrono::steady_clock::now();
     std::vector<float> buf = take_spare(t.numel());
     widen(t, buf.data());
     it = widened_.emplace(name, std::move(buf)).first;
+    widen_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   return it->second.data();
 }

@@ -34,6 +34,9 @@ class LayerWeights {
   // of every tensor get() returned (re-read from the page cache, or the disk, when needed again).
   void release();
 
+  // Seconds spent widening so far (run_layers books them apart from the products that asked).
+  double widen_seconds() const { return widen_seconds_; }
+
   // For a checkpoint that is small next to the machine's memory (whose pages stay mapped): maps
   // the pages of layers 0..last_layer's projections in one call per tensor, as llama.cpp's
   // MAP_POPULATE does, instead of one page fault per 16 pages on first touch. No-op otherwise.
@@ -46,6 +49,7 @@ class LayerWeights {
   std::map<std::string, std::vector<float>> widened_;
   std::vector<std::vector<float>> spare_;  // the last layer's widened buffers, for the next
   std::vector<const TensorView*> touched_;
+  double widen_seconds_ = 0;
 };
 
 }  // namespace attnspec
