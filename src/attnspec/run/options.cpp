@@ -95,6 +95,10 @@ const std::vector<Option>& options() {
        {}, 0, nullptr, nullptr, nullptr, ATTNSPEC_INT(threads)},
       {"quiet", T::Flag, kAnalyze | kPlan | kCompress, "no progress lines", "false", false, {}, kNoMinimum, nullptr, "true",
        nullptr, ATTNSPEC_FLAG(quiet)},
+      {"profile", T::Flag, kAnalyze,
+       "print the time of each stage (load, dequantize, each product, attention, spectra, output) and its GFLOP/s "
+       "against this machine's sgemm rate",
+       "false", false, {}, kNoMinimum, nullptr, nullptr, nullptr, ATTNSPEC_FLAG(profile)},
       {"resume", T::Flag, kAnalyze, "continue an interrupted run in --out (same inputs and options)", "false", false,
        {}, kNoMinimum, nullptr, nullptr, nullptr, ATTNSPEC_FLAG(resume)},
       {"layers", T::Int, kAnalyze, "analyze the first this many layers only (0: all)", "0", false, {}, 0,

@@ -25,6 +25,7 @@ struct Request {
   bool allow_long_context = false;
   int threads = 0;  // 0: all cores
   bool quiet = false;
+  bool profile = false;  // print where the time went (run/profile.h)
 
   // analyze
   bool save_spectra = false;

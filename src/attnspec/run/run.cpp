@@ -15,6 +15,7 @@
 #include "attnspec/run/analysis.h"
 #include "attnspec/run/inputs.h"
 #include "attnspec/run/outputs.h"
+#include "attnspec/run/profile.h"
 #include "attnspec/tokenize/text.h"
 #include "attnspec/tokenize/tokenizer.h"
 
@@ -237,6 +238,7 @@ nlohmann::json run_analyze(const Request& request) {
   const double weight_seconds = std::chrono::duration<double>(Clock::now() - t_weights).count();
 
   ForwardTimes totals;
+  ForwardFlops flops;
   double spectra_seconds = 0;
   const bool tty = ::isatty(STDERR_FILENO);
   const auto t_windows = Clock::now();
@@ -276,6 +278,10 @@ nlohmann::json run_analyze(const Request& request) {
                              {&totals.attention, r.forward_times.attention}, {&totals.out_proj, r.forward_times.out_proj},
                              {&totals.mlp, r.forward_times.mlp}})
       *sum += part;
+    const ForwardFlops f = forward_flops(c, r.n, last_layer, /*whole_last=*/false);
+    for (auto [sum, part] : {std::pair{&flops.qkv, f.qkv}, {&flops.attention, f.attention},
+                             {&flops.out_proj, f.out_proj}, {&flops.mlp, f.mlp}})
+      *sum += part;
     if (!rq.quiet) {
       const double elapsed = std::chrono::duration<double>(Clock::now() - t_windows).count();
       const double eta = elapsed / computed * double(nw - w - 1);
@@ -307,6 +313,11 @@ nlohmann::json run_analyze(const Request& request) {
     summary["aggregates"] = aggregates_from_csv(heads_csv);
     return summary;
   });
+  if (rq.profile) {
+    RunProfile p{thread_count(), computed, load_seconds, totals, flops, weight_seconds, spectra_seconds,
+                 std::chrono::duration<double>(Clock::now() - t_start).count()};
+    std::fputs(format_profile(p, sgemm_gflops(1024, p.threads, 3)).c_str(), stderr);
+  }
   return summary;
 }
 
