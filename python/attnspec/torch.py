@@ -637,6 +637,8 @@ def main(argv=None) -> int:
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
         warnings.simplefilter("ignore")
+        if a.threads:
+            _torch().set_num_threads(a.threads)  # the command's process only: PyTorch's threads as attnspec's
         if a.data_side or a.invariants or a.resume:
             raise InputError("--engine torch does not compute --data-side or --invariants, nor --resume a run yet; "
                              "use --engine native for them")
