@@ -118,6 +118,40 @@ def test_torch_engine_equals_native_engine(checkpoints, tmp_path, family, varian
             assert np.max(np.abs(fc - fcr)) < 1e-5 * fcr[0], (key, "field_capped")
 
 
+def test_bfloat16_checkpoint_equals_native_engine(checkpoints, tmp_path):
+    """A bfloat16 checkpoint: both engines widen its weights to float32 exactly."""
+    path = checkpoints("qwen2", "base", "bfloat16")
+    ids = token_ids()
+    native = attnspec.analyze(path, token_ids=ids, ctx=CTX, out=tmp_path / "native")
+    ours = ast.analyze(load_hf(path), ids, ctx=CTX, out=tmp_path / "torch")
+    exact = [c for c in native.heads.columns if c.startswith("k")]
+    pd.testing.assert_frame_equal(ours.heads[exact], native.heads[exact], check_dtype=False)
+    for key, ref in native.spectra.items():
+        assert np.max(np.abs(ours.spectra[key]["field"] - ref["field"])) < 1e-6 * ref["field"][0], key
+
+
+def test_texts_with_a_hugging_face_tokenizer(checkpoints, tmp_path):
+    """Texts: each window starts with what the tokenizer adds (BOS here), as --text does."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    tok = Tokenizer(models.WordLevel({f"w{i}": i for i in range(3, 512)} | {"<unk>": 0, "<s>": 1}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    hf_tok = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", unk_token="<unk>")
+    ids = token_ids()
+    model = load_hf(checkpoints("llama", "base"))
+    texts = [" ".join(f"w{i}" for i in ids), " ".join(f"w{i}" for i in ids[::-1])]
+    got = ast.analyze(model, texts, tokenizer=hf_tok, ctx=CTX, max_windows=3, out=tmp_path / "texts")
+    body = CTX - 1
+    windows = [[1] + ids[k * body:(k + 1) * body] for k in range(len(ids) // body)]
+    windows += [[1] + ids[::-1][:body]]
+    want = ast.analyze(model, np.array(windows[:3]), ctx=CTX, out=tmp_path / "ids")
+    assert got.summary["windows"] == 3 and got.summary["input"]["prefix_special"] == [1]
+    pd.testing.assert_frame_equal(got.heads, want.heads)
+    with pytest.raises(attnspec.InputError, match="texts need tokenizer="):
+        ast.analyze(model, texts, ctx=CTX)
+
+
 # ---- (b) architectures the native engine does not support: against hooked Q/K and dense SVDs -------
 
 _SMALL = dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2, num_hidden_layers=2,
@@ -317,6 +351,22 @@ def test_command_line_engine_torch(checkpoints, tmp_path):
     assert (tmp_path / "report" / "report.html").is_file()
     models = subprocess.run([cli(), "models"], capture_output=True, text=True, check=True).stdout
     assert "--engine torch" in models
+    # --dtype: the model runs in it, and summary.json says so.
+    bf = subprocess.run([cli(), "analyze", "--engine", "torch", "--dtype", "bfloat16", "--model", str(path),
+                         "--token-ids", str(ids_file), "--ctx", str(CTX), "--out", str(tmp_path / "bf16"), "--quiet"],
+                        capture_output=True, text=True)
+    assert bf.returncode == 0, bf.stderr
+    s = json.loads((tmp_path / "bf16" / "summary.json").read_text())
+    assert s["torch"]["dtype"] == "bfloat16" and "bfloat16" in s["conventions"]["engine"]
+    # --device cuda: used where PyTorch has CUDA, one line where it does not.
+    dev = subprocess.run([cli(), "analyze", "--engine", "torch", "--device", "cuda", "--model", str(path),
+                          "--token-ids", str(ids_file), "--ctx", str(CTX), "--out", str(tmp_path / "cuda"), "--quiet"],
+                         capture_output=True, text=True)
+    if torch.cuda.is_available():
+        assert dev.returncode == 0 and json.loads((tmp_path / "cuda" / "summary.json").read_text())["torch"]["device"].startswith("cuda")
+    else:
+        assert dev.returncode == 2 and dev.stderr == "attnspec: error: --device cuda: this PyTorch sees no CUDA device\n"
+        assert not (tmp_path / "cuda").exists()
 
 
 def test_command_line_text_uses_attnspecs_windows(checkpoints, tmp_path):

@@ -469,13 +469,17 @@ def analyze(model, inputs=None, *, tokenizer=None, ctx: int = 1024, field: str =
     conventions = {
         "engine": "torch: Q and K captured where transformers' AttentionInterface hands them to the model's own "
                   f"attention ({impl}), batch 1, in the model's dtype ({str(_param_dtype(model)).removeprefix('torch.')}) "
-                  f"on {device}; s = the scaling the layer passes (1/sqrt(d_h) when it passes none)",
+                  f"on {device}; s = the scaling the layer passes (1/sqrt(d_h) when it passes none; a model that folds s into "
+                  "its query projection, as OPT does, passes 1 with s q as the query: E~ and its spectra are the same)",
         "reduction": ("per head, the Gram matrices Q^T Q and Kc^T Kc formed in float64 on the device, then the "
                       "Cholesky factors and the small core's singular values in float64 on the host (C++)")
         if _float64_on(device) else
         ("per head, R factors of a float32 Householder QR on the device (it has no float64), then R^T R, the "
          "Cholesky factors and the small core's singular values in float64 on the host (C++)"),
     }
+    if getattr(tcfg, "alibi", False) or getattr(tcfg, "position_embedding_type", None) == "alibi":
+        conventions["positions"] = ("ALiBi: the position bias reaches the softmax through the attention mask and is "
+                                    "not part of E = s q.k (METRICS.md); the spectra are of the content logits")
     if undefined:
         conventions["weights_undefined"] = ("the *_weights columns are nan and spectra.jsonl's weights empty: "
                                             + undefined)
