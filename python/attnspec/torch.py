@@ -578,6 +578,8 @@ def load_checkpoint(model: PathLike, *, device: str = "auto", dtype: str = "floa
     import transformers
 
     where = os.fspath(model)
+    if not os.path.exists(where) and not _core.looks_like_hub_id(where):
+        raise InputError(f"{where}: no such checkpoint folder (nor a Hugging Face hub id)")
     if not os.path.exists(where):
         try:
             where = _core.resolve_model(where)
