@@ -303,11 +303,13 @@ def test_latent_attention_measures_the_field_and_refuses_the_weights(tmp_path):
 
 # ---- (c) the model computes what it computes without capture ---------------------------------------
 
-@pytest.mark.parametrize("case", ["llama-sdpa", "gemma2-eager", "mistral-sdpa", "falcon-eager"])
+@pytest.mark.parametrize("case", ["llama-sdpa", "gemma2-eager", "mistral-sdpa", "falcon-eager", "gpt2reorder-eager"])
 def test_logits_unchanged_with_capture(checkpoints, tmp_path, case):
     name, impl = case.split("-")
     if name == "falcon":
         model = random_model(OTHER["falcon"](), attn_implementation=impl)
+    elif name == "gpt2reorder":  # GPT-2's eager attention has its own path for this flag
+        model = load_hf(checkpoints("gpt2", "base", reorder_and_upcast_attn=True), attn_implementation=impl)
     else:
         model = load_hf(checkpoints(name, "base"), attn_implementation=impl)
     ids = torch.tensor([token_ids(CTX)])

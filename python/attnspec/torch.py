@@ -70,6 +70,10 @@ def _capturing_attention(module, query, key, value, attention_mask, *args, **kwa
     capture_state = _ACTIVE[-1]
     capture_state.record(module, query, key, attention_mask, args, kwargs)
     if capture_state.inner == "eager":
+        if getattr(module, "reorder_and_upcast_attn", False) and hasattr(module, "_upcast_and_reordered_attn"):
+            # GPT-2's eager attention takes its own upcast path when the implementation is named
+            # "eager" (which the capture's name is not): take that path, so the model stays unchanged.
+            return module._upcast_and_reordered_attn(query, key, value, attention_mask)
         inner = _eager_of(module)
     else:
         from transformers import AttentionInterface
