@@ -17,6 +17,9 @@ H  a real quantized model: SmolLM2-135M Q4_1 GGUF (attnspec.real_models, fetched
    throughput of real Q4_1 / Q4_K / Q5_0 / Q6_K / Q8_0 blocks against the machine's memory copy rate
 I  the complete forward (logits, what `attnspec compress` evaluates with), SmolLM2-135M Q4_1, against
    transformers on the same GGUF file and 4 x 512 ids, in-process
+J  attnspec.torch on a model already loaded in PyTorch (GPT-2 124M shape, ctx 1024) against the naive
+   pipeline (forward hooks + output_attentions + torch.linalg.svdvals per head), and the peak memory
+   each adds to a plain forward at ctx 4096 (GPT-2 width, 4 layers; peak RSS of separate processes)
 (G is kept for a comparison with llama.cpp.)
 """
 from __future__ import annotations
@@ -356,6 +359,98 @@ def figure_i(results: dict, threads: int, args) -> None:
         f"{diff:.1e} of the largest")
 
 
+_J_MEMORY = """
+import json, sys, torch, transformers
+mode, n, layers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+torch.manual_seed(0)
+cfg = transformers.GPT2Config(n_embd=768, n_head=12, n_layer=layers, n_positions=n, vocab_size=50257)
+model = transformers.GPT2LMHeadModel._from_config(cfg, attn_implementation="eager" if mode == "output_attentions"
+                                                   else "sdpa").eval()
+ids = torch.randint(0, 50257, (1, n), generator=torch.Generator().manual_seed(1))
+import attnspec.torch  # every mode loads the same libraries
+# The decoder stack only (no LM head: its [n, vocab] logits are the same in every mode, and
+# attnspec.torch stops after the last layer it measures).
+with torch.no_grad():
+    if mode == "plain":
+        model.transformer(input_ids=ids, use_cache=False)
+    elif mode == "output_attentions":
+        out = model.transformer(input_ids=ids, use_cache=False, output_attentions=True)
+        assert len(out.attentions) == layers
+    else:
+        attnspec.torch.analyze(model, ids[0], ctx=n, out=sys.argv[4])
+"""
+
+
+def figure_j(results: dict, work: Path, threads: int, args) -> None:
+    """J: attnspec.torch against the naive PyTorch pipeline on the same loaded model, and the memory
+    each adds to the model's own forward."""
+    import torch
+    import transformers
+    import attnspec.torch as ast
+
+    torch.set_num_threads(threads)
+    gpt2 = checkpoint("gpt2-124m")
+    ids = json.loads(token_file(2048, 50257).read_text())[:1024]
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(gpt2), dtype=torch.float32).eval()  # sdpa
+    eager = transformers.AutoModelForCausalLM.from_pretrained(str(gpt2), dtype=torch.float32,
+                                                              attn_implementation="eager").eval()
+    H, dh = eager.config.n_head, eager.config.n_embd // eager.config.n_head
+
+    def ours():
+        t = time.perf_counter()
+        r = ast.analyze(model, ids, ctx=1024, out=work / "j-ours", threads=threads)
+        return time.perf_counter() - t, r.heads["k90_field"].to_numpy()
+
+    def naive():
+        # What one writes by hand: hooks on c_attn for q and k, output_attentions for the maps, and
+        # a dense SVD of every head's row-centred n x n logit field.
+        qk, hooks = {}, []
+        for l, block in enumerate(eager.transformer.h):
+            hooks.append(block.attn.c_attn.register_forward_hook(
+                lambda m, a, o, l=l: qk.__setitem__(l, o[0].split(eager.config.n_embd, dim=-1)[:2])))
+        t = time.perf_counter()
+        with torch.no_grad():
+            out = eager(input_ids=torch.tensor([ids]), use_cache=False, output_attentions=True)
+            k90 = []
+            for l in range(len(eager.transformer.h)):
+                q, k = (x.view(-1, H, dh).transpose(0, 1).double() for x in qk[l])
+                for h in range(H):
+                    e = (q[h] @ k[h].T) * dh ** -0.5
+                    s = torch.linalg.svdvals(e - e.mean(dim=1, keepdim=True))
+                    c = torch.cumsum(s ** 2, 0) / (s ** 2).sum()
+                    k90.append(int(torch.searchsorted(c, torch.tensor(0.9, dtype=c.dtype)).item()) + 1)
+        wall = time.perf_counter() - t
+        for hk in hooks:
+            hk.remove()
+        assert len(out.attentions) == len(eager.transformer.h)
+        return wall, np.array(k90)
+
+    a1, base, a2 = ours(), naive(), ours()
+    speedup = base[0] / ((a1[0] + a2[0]) / 2)
+    agree = float(np.mean(a1[1] == base[1]))
+    results["J_torch_engine_vs_naive_gpt2_1024"] = {
+        "attnspec_seconds": [a1[0], a2[0]], "naive_seconds": base[0], "speedup": speedup, "threads": threads,
+        "k90_field_agreement": agree}
+    log(f"J  attnspec.torch, GPT-2 124M loaded in PyTorch, 1 x 1024 tokens: {a1[0]:.2f} s / {a2[0]:.2f} s; naive "
+        f"(hooks + output_attentions + svdvals per head) {base[0]:.1f} s = {speedup:.1f}x; k90_field equal on "
+        f"{agree:.0%} of heads")
+    del model, eager
+    mem = {}
+    for mode in ("plain", "attnspec", "output_attentions"):
+        _, rss_kb, _ = timed([PY, "-c", _J_MEMORY, mode, "4096", "4", str(work / "j-mem")])
+        mem[mode] = rss_kb * 1024
+    extra = {m: mem[m] - mem["plain"] for m in ("attnspec", "output_attentions")}
+    results["J_peak_extra_memory_4096"] = {
+        "method": "peak RSS (GNU time %M) of separate processes building the same random GPT-2-width model (4 layers, "
+                  "n_positions 4096) and running one 4096-token window through its decoder stack (no LM head): plain sdpa "
+                  "forward, attnspec.torch.analyze, eager forward with output_attentions=True; extra = peak - plain's "
+                  "peak",
+        "peak_rss_bytes": mem, "extra_bytes": extra}
+    log(f"J  peak memory beyond a plain forward, ctx 4096, GPT-2 width x 4 layers: attnspec.torch "
+        f"{extra['attnspec'] / 2**20:.0f} MiB, output_attentions {extra['output_attentions'] / 2**20:.0f} MiB "
+        f"(plain forward peak {mem['plain'] / 2**20:.0f} MiB)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="A,B,C,D,E,F,H,I")
@@ -503,6 +598,8 @@ def main(argv=None):
         figure_h(results, work, threads, args)
     if "I" in only:
         figure_i(results, threads, args)
+    if "J" in only:
+        figure_j(results, work, threads, args)
 
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     log(f"wrote {args.out}")

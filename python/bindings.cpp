@@ -17,6 +17,9 @@
 #include "attnspec/model/model.h"
 #include "attnspec/run/analysis.h"
 #include "attnspec/run/extras.h"
+#include "attnspec/run/external.h"
+#include "attnspec/run/inputs.h"
+#include "attnspec/run/outputs.h"
 #include "attnspec/run/compress.h"
 #include "attnspec/run/options.h"
 #include "attnspec/run/plan.h"
@@ -289,6 +292,127 @@ WeightSpectra weight_spectra_from(const py::array& array) {
     }
   return w;
 }
+
+}  // namespace
+
+
+// ---- The torch engine (python/attnspec/torch.py): spectra of queries and keys captured in PyTorch ----
+namespace {
+
+// What a torch-engine run computes beyond E~, from analyze's keywords (field, causal_*) and
+// whether the model soft-caps its logits.
+AnalysisOptions external_options(const std::string& field, const std::string& causal_method, int dense_max,
+                                 int max_values, bool capped) {
+  AnalysisOptions o;
+  o.field = parse_field_mode(field);
+  o.causal.method = causal_method_of(causal_method);
+  o.causal.dense_max = dense_max;
+  o.causal.max_values = std::max(1, max_values);
+  o.capped = capped;
+  return o;
+}
+
+using ArrayF32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+// A [count, c, c] float64 stack of Gram matrices.
+Array64 gram_stack(const py::array& a, int count, int c, const char* name) {
+  auto g = Array64::ensure(a);
+  if (!g || g.ndim() != 3 || g.shape(0) != count || g.shape(1) != c || g.shape(2) != c)
+    throw py::value_error(std::string(name) + " must be a [" + std::to_string(count) + ", " + std::to_string(c) + ", " +
+                          std::to_string(c) + "] float64 array");
+  return g;
+}
+
+// One window of a torch-engine run: layers are added as the forward pass reaches them, each reduced
+// at once (nothing but the heads' spectra is kept), then written as heads.csv / spectra.jsonl rows.
+class ExternalWindow {
+ public:
+  ExternalWindow(int window, int n, AnalysisOptions options) {
+    result_.window = window;
+    result_.n = n;
+    result_.options = options;
+  }
+
+  void add_layer(int layer, const py::array& q_gram, const py::array& k_gram, double scale, int window, double softcap,
+                 std::optional<py::array> q, std::optional<py::array> k) {
+    const int H = static_cast<int>(q_gram.ndim() == 3 ? q_gram.shape(0) : 0);
+    const int G = static_cast<int>(k_gram.ndim() == 3 ? k_gram.shape(0) : 0);
+    const int dh = static_cast<int>(q_gram.ndim() == 3 ? q_gram.shape(1) : 0);
+    auto gq = gram_stack(q_gram, H, dh, "q_gram");
+    auto gk = gram_stack(k_gram, G, dh, "k_gram");
+    ExternalLayer a;
+    a.layer = layer;
+    a.n = result_.n;
+    a.n_heads = H;
+    a.n_kv_heads = G;
+    a.head_dim = dh;
+    a.q_gram = gq.data();
+    a.k_gram = gk.data();
+    a.scale = scale;
+    a.window = window;
+    a.softcap = softcap;
+    ArrayF32 qf, kf;
+    if (q && k) {
+      qf = ArrayF32::ensure(*q);
+      kf = ArrayF32::ensure(*k);
+      if (!qf || !kf || qf.ndim() != 3 || kf.ndim() != 3 || qf.shape(0) != H || kf.shape(0) != G ||
+          qf.shape(1) != result_.n || kf.shape(1) != result_.n || qf.shape(2) != dh || kf.shape(2) != dh)
+        throw py::value_error("q and k must be [H, n, d_h] and [G, n, d_h] arrays");
+      a.q = qf.data();
+      a.k = kf.data();
+    }
+    std::vector<HeadResult> heads;
+    {
+      py::gil_scoped_release release;
+      heads = external_layer_heads(a, result_.options);
+    }
+    for (auto& h : heads) result_.heads.push_back(std::move(h));
+  }
+
+  // The model soft-caps its logits: the capped fields' columns are written (known once its layers ran).
+  void set_capped(bool capped) { result_.options.capped = capped; }
+
+  // (heads.csv rows, spectra.jsonl rows) with the W_Q^T W_K spectra `weights` ([layers, heads, d_h],
+  // NaN-padded; a head whose values are all NaN has none defined).
+  py::tuple rows(const py::array& weights, bool save_spectra) const {
+    auto a = Array64::ensure(weights);
+    if (!a || a.ndim() != 3) throw py::value_error("weights must be a [layers, heads, d_h] float array");
+    auto r = a.unchecked<3>();
+    WeightSpectra w;
+    w.n_heads = static_cast<int>(a.shape(1));
+    for (py::ssize_t l = 0; l < a.shape(0); ++l)
+      for (py::ssize_t h = 0; h < a.shape(1); ++h) {
+        HeadSpectrum hs;
+        for (py::ssize_t t = 0; t < a.shape(2) && !std::isnan(r(l, h, t)); ++t) hs.sigma.push_back(r(l, h, t));
+        if (hs.sigma.empty()) hs = undefined_spectrum();
+        else hs.summary = summarize(hs.sigma);
+        w.heads.push_back(std::move(hs));
+      }
+    for (const auto& h : result_.heads)
+      if (h.layer >= a.shape(0) || h.head >= a.shape(1))
+        throw py::value_error("weights do not cover layer " + std::to_string(h.layer) + " head " + std::to_string(h.head));
+    return py::make_tuple(heads_csv_rows(result_, w), save_spectra ? spectra_jsonl_rows(result_, w) : std::string());
+  }
+
+  // [heads, values] of one spectrum kind ("field", "causal", "field_capped", "causal_capped") of one layer.
+  py::array_t<double> spectra(int layer, const std::string& kind) const {
+    std::vector<const std::vector<double>*> rows;
+    for (const auto& h : result_.heads)
+      if (h.layer == layer)
+        rows.push_back(kind == "field" ? &h.field.sigma : kind == "causal" ? &h.extras.causal.sigma
+                       : kind == "field_capped" ? &h.field_capped.sigma : &h.causal_capped.sigma);
+    size_t width = 0;
+    for (auto* v : rows) width = std::max(width, v->size());
+    py::array_t<double> out({rows.size(), width});
+    auto o = out.mutable_unchecked<2>();
+    for (size_t i = 0; i < rows.size(); ++i)
+      for (size_t t = 0; t < width; ++t) o(i, t) = t < rows[i]->size() ? (*rows[i])[t] : std::nan("");
+    return out;
+  }
+
+ private:
+  WindowResult result_;
+};
 
 }  // namespace
 
@@ -657,6 +781,68 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("X"), py::arg("centre") = true);
   m.def("head_summary_csv", &head_summary_csv, py::arg("heads_csv"));
+  // ---- The torch engine (python/attnspec/torch.py) ----------------------------------------------
+  m.def("read_input", [](const py::kwargs& kwargs) {
+          const Request rq = request_from(kAnalyze, kwargs);
+          PreparedInput p;
+          {
+            py::gil_scoped_release release;
+            p = read_input(rq);
+          }
+          return py::make_tuple(p.windows.windows, p.description.dump());
+        }, "The windows of analyze's input (text or token_ids, tokenizer, ctx, max_windows, strip_gutenberg) as "
+           "lists of ids, and summary.json's input description (JSON), without a model to check them against");
+  py::class_<ExternalWindow>(m, "ExternalWindow")
+      .def(py::init([](int window, int n, const std::string& field, const std::string& causal_method, int dense_max,
+                       int max_values, bool capped) {
+             return ExternalWindow(window, n, external_options(field, causal_method, dense_max, max_values, capped));
+           }),
+           py::arg("window"), py::arg("n"), py::arg("field") = "unmasked", py::arg("causal_method") = "auto",
+           py::arg("causal_dense_max") = CausalOptions{}.dense_max,
+           py::arg("causal_max_values") = CausalOptions{}.max_values, py::arg("capped") = false)
+      .def("add_layer", &ExternalWindow::add_layer, py::arg("layer"), py::arg("q_gram"), py::arg("k_gram"),
+           py::arg("scale"), py::arg("window") = 0, py::arg("softcap") = 0.0, py::arg("q") = py::none(),
+           py::arg("k") = py::none(),
+           "Reduces one layer: q_gram [H, d_h, d_h] = Q_h^T Q_h, k_gram [G, d_h, d_h] = Kc_g^T Kc_g (float64); "
+           "q [H, n, d_h], k [G, n, d_h] (float32) only for the causal or soft-capped fields")
+      .def("set_capped", &ExternalWindow::set_capped, py::arg("capped"))
+      .def("rows", &ExternalWindow::rows, py::arg("weights"), py::arg("save_spectra") = true)
+      .def("spectra", &ExternalWindow::spectra, py::arg("layer"), py::arg("kind") = "field");
+  m.def("external_weight_spectra", [](const py::array& q_gram, const py::array& k_gram, int d) {
+          const int H = static_cast<int>(q_gram.ndim() == 3 ? q_gram.shape(0) : 0);
+          const int G = static_cast<int>(k_gram.ndim() == 3 ? k_gram.shape(0) : 0);
+          const int dh = static_cast<int>(q_gram.ndim() == 3 ? q_gram.shape(1) : 0);
+          auto gq = gram_stack(q_gram, H, dh, "q_gram");
+          auto gk = gram_stack(k_gram, G, dh, "k_gram");
+          if (G <= 0 || H % G != 0) throw py::value_error("the query heads must be a multiple of the key heads");
+          py::array_t<double> out({H, dh});
+          auto o = out.mutable_unchecked<2>();
+          std::vector<std::vector<double>> s(H);
+          {
+            py::gil_scoped_release release;
+            for (int h = 0; h < H; ++h)
+              s[h] = external_weight_spectrum(gq.data() + size_t(h) * dh * dh,
+                                              gk.data() + size_t(h / (H / G)) * dh * dh, d, dh);
+          }
+          for (int h = 0; h < H; ++h)
+            for (int t = 0; t < dh; ++t) o(h, t) = t < int(s[h].size()) ? s[h][t] : std::nan("");
+          return out;
+        }, py::arg("q_gram"), py::arg("k_gram"), py::arg("d"),
+        "W_Q^(h)T W_K^(g) singular values [H, d_h] from the Gram matrices W_Q^(h) W_Q^(h)T [H, d_h, d_h] and "
+        "W_K^(g) W_K^(g)T [G, d_h, d_h] of d-column head blocks");
+  m.def("write_external_run", [](const std::filesystem::path& out, const std::string& heads_rows,
+                                 const std::string& spectra_rows, bool save_spectra, const std::string& field,
+                                 const std::string& causal_method, int dense_max, int max_values, bool capped,
+                                 const std::string& summary) {
+          const AnalysisOptions o = external_options(field, causal_method, dense_max, max_values, capped);
+          py::gil_scoped_release release;
+          return write_external_run(out, o, save_spectra, heads_rows, spectra_rows, nlohmann::json::parse(summary)).dump();
+        }, py::arg("out"), py::arg("heads_rows"), py::arg("spectra_rows"), py::arg("save_spectra"), py::arg("field"),
+        py::arg("causal_method"), py::arg("causal_dense_max"), py::arg("causal_max_values"), py::arg("capped"),
+        py::arg("summary"),
+        "Writes heads.csv, head_summary.csv, spectra.jsonl and summary.json (options, conventions and aggregates "
+        "added to `summary`) into `out`; returns summary.json's content");
+
 
   // Sweeps (python/attnspec/sweep.py): `request` is a dict of analyze's keywords (the option table's,
   // as for run_analyze). Every call releases the GIL while the engine works.

@@ -179,7 +179,26 @@ def analyze(model: PathLike, text: Optional[PathLike] = None, token_ids=None, *,
     of Xc (``layers``), Q, Qc and Kc, ``invariants=True`` the invariants of arXiv 2605.02907. See
     the README.
     """
+    if options.get("engine", "native") not in ("native", None):
+        return _analyze_with_engine(model, text, token_ids, out, options)
     return AnalysisResult.load(_run_in_process("analyze", model, out, dict(options, text=text, token_ids=token_ids)))
+
+
+def _analyze_with_engine(model, text, token_ids, out, options: dict) -> AnalysisResult:
+    """``engine="torch"``: the checkpoint loaded by transformers and measured by :mod:`attnspec.torch`."""
+    engine = options.pop("engine")
+    if engine != "torch":
+        raise InputError(f"--engine: one of native, torch (got '{engine}')")
+    unsupported = [k for k in ("data_side", "invariants", "resume") if options.get(k)]
+    if unsupported:
+        raise InputError(f"--engine torch does not compute {', '.join('--' + k.replace('_', '-') for k in unsupported)} "
+                         "yet; use engine='native' for it")
+    for k in ("data_side", "invariants", "resume"):
+        options.pop(k, None)
+    from .torch import analyze_checkpoint
+
+    kept = {k: v for k, v in options.items() if v is not None}
+    return analyze_checkpoint(model, text, token_ids, out=out, **kept)
 
 
 # ``attnspec.table(run_dirs)`` -> pandas DataFrame of the paper-style table. The module

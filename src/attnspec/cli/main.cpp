@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <deque>
 #include <map>
@@ -102,6 +103,13 @@ struct CommandLine {
     }
   }
 
+  // The value an option was given on the command line ("" when it was not).
+  std::string given_value(const std::string& name) const {
+    for (const auto& [o, values] : given)
+      if (o->name == name && !values.empty()) return values.back();
+    return "";
+  }
+
   attnspec::Request request() {
     attnspec::Request rq;
     std::vector<std::string> names;
@@ -162,6 +170,13 @@ int run(int argc, char** argv) {
   for (const auto& [name, sub] : python_commands)
     if (sub->parsed()) return run_python_module(name, sub->remaining());
 
+  if (analyze.app->parsed() && analyze.given_value("engine") == "torch") {
+    // The torch engine runs the model in PyTorch (python/attnspec/torch.py): the same arguments,
+    // already checked against the option table by the parse above, go to its main().
+    int at = 1;
+    while (at < argc && std::string(argv[at]) != "analyze") ++at;
+    return run_python_module("torch", std::vector<std::string>(argv + std::min(at + 1, argc), argv + argc));
+  }
   if (analyze.app->parsed()) {
     const attnspec::Request rq = analyze.request();
     attnspec::run_analyze(rq);
@@ -194,6 +209,9 @@ int run(int argc, char** argv) {
                 "               at a time; its tokenizer comes from the metadata\n"
                 "  llama2.c     one llama2.c .bin checkpoint; tokenizer: the tok*.bin beside it or --tokenizer FILE\n",
                 attnspec::gguf_architectures().c_str());
+    std::printf("\nother architectures: attnspec analyze --engine torch runs any decoder that transformers loads\n"
+                "(AutoModelForCausalLM: a folder or hub id) in PyTorch on --device cpu|cuda|mps|auto in --dtype, and\n"
+                "measures the queries and keys its attention consumes; from Python, attnspec.torch.analyze(model, ids)\n");
   }
   return 0;
 }

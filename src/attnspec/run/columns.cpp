@@ -94,7 +94,8 @@ struct SpectrumColumns {
                    .added_by = by,
                    .value = [get = get](const Row& r) {
                      const auto& sigma = get(r).sigma;
-                     return fmt(sigma.empty() ? 0.0 : sigma[0]);
+                     // An undefined spectrum (NaN summaries, e.g. W_Q^T W_K of a low-rank latent attention) has no sigma_1.
+                     return fmt(sigma.empty() ? (std::isnan(get(r).summary.variance) ? std::nan("") : 0.0) : sigma[0]);
                    }});
   }
   // k90, erank, then the rest: the order of every spectrum's block after heads.csv's first two.
@@ -136,7 +137,8 @@ Column<Row> aggregated(Column<Row> column) {
 }
 
 // The gaps k90(M) / k90(E~) and erank(M) / erank(E~): NaN when the field is zero.
-double ratio(double num, double den) { return den > 0 ? num / den : std::nan(""); }
+// A numerator that is not defined (a k_tau written nan: negative) gives NaN too.
+double ratio(double num, double den) { return den > 0 && num >= 0 ? num / den : std::nan(""); }
 
 Columns<HeadRow> make_heads_columns() {
   using R = const HeadRow&;

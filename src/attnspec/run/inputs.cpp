@@ -79,13 +79,9 @@ Windows cut_windows(std::span<const int32_t> stream, int ctx, const std::vector<
   return w;
 }
 
-PreparedInput prepare_input(const Request& src, const ModelConfig& c) {
+PreparedInput read_input(const Request& src) {
   if (src.ctx <= 0) throw InputError("--ctx must be a positive number of tokens");
   if (src.text.empty() == src.token_ids.empty()) throw InputError("give exactly one of --text and --token-ids");
-  if (src.ctx > c.max_positions && (c.learned_positions || !src.allow_long_context))
-    throw input_error(std::filesystem::is_directory(src.model) ? (src.model / "config.json").string() : src.model.string(),
-                      "--ctx " + std::to_string(src.ctx) + " exceeds max_position_embeddings " + std::to_string(c.max_positions) +
-                          (c.learned_positions ? " (learned positions cannot be extended)" : "; pass --allow-long-context to run anyway"));
   PreparedInput out;
   const std::string source = !src.text.empty() ? src.text.string() : src.token_ids.string();
   if (!src.text.empty()) {
@@ -116,14 +112,26 @@ PreparedInput prepare_input(const Request& src, const ModelConfig& c) {
     out.windows = cut_windows(read_token_ids(src.token_ids), src.ctx, {}, {}, src.max_windows, source);
     out.description = {{"token_ids", src.token_ids.string()}};
   }
+  out.description["stream_tokens"] = out.windows.stream_tokens;
+  out.description["dropped_tokens"] = out.windows.dropped_tokens;
+  return out;
+}
+
+PreparedInput prepare_input(const Request& src, const ModelConfig& c) {
+  if (src.ctx <= 0) throw InputError("--ctx must be a positive number of tokens");
+  if (src.text.empty() == src.token_ids.empty()) throw InputError("give exactly one of --text and --token-ids");
+  if (src.ctx > c.max_positions && (c.learned_positions || !src.allow_long_context))
+    throw input_error(std::filesystem::is_directory(src.model) ? (src.model / "config.json").string() : src.model.string(),
+                      "--ctx " + std::to_string(src.ctx) + " exceeds max_position_embeddings " + std::to_string(c.max_positions) +
+                          (c.learned_positions ? " (learned positions cannot be extended)" : "; pass --allow-long-context to run anyway"));
+  PreparedInput out = read_input(src);
+  const std::string source = !src.text.empty() ? src.text.string() : src.token_ids.string();
   for (size_t w = 0; w < out.windows.windows.size(); ++w)
     for (size_t i = 0; i < out.windows.windows[w].size(); ++i)
       if (out.windows.windows[w][i] >= c.vocab_size)
         throw input_error(source, "token id " + std::to_string(out.windows.windows[w][i]) + " (window " + std::to_string(w) +
                                       ", position " + std::to_string(i) + ") is outside the model's vocabulary of " +
                                       std::to_string(c.vocab_size));
-  out.description["stream_tokens"] = out.windows.stream_tokens;
-  out.description["dropped_tokens"] = out.windows.dropped_tokens;
   return out;
 }
 

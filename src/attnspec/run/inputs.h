@@ -36,6 +36,10 @@ struct PreparedInput {
   nlohmann::json description;  // for summary.json and the --resume fingerprint
 };
 
+// Reads, tokenizes and cuts the request's input (text or token_ids, tokenizer, ctx, max_windows,
+// strip_gutenberg) without a model to check it against (the torch engine checks against its own).
+PreparedInput read_input(const Request& source);
+
 // Reads, tokenizes and cuts the request's input (model, text or token_ids, tokenizer, ctx,
 // max_windows, strip_gutenberg, allow_long_context), checking it against the model: ctx within the model's
 // positions (or --allow-long-context for rotary models), every id inside the vocabulary. Throws

@@ -103,6 +103,19 @@ const std::vector<Option>& options() {
        {}, kNoMinimum, nullptr, nullptr, nullptr, ATTNSPEC_FLAG(resume)},
       {"layers", T::Int, kAnalyze, "analyze the first this many layers only (0: all)", "0", false, {}, 0,
        nullptr, nullptr, nullptr, ATTNSPEC_INT(layers)},
+      // The forward pass: attnspec's own, or PyTorch's through transformers (python/attnspec/torch.py).
+      {"engine", T::Choice, kAnalyze,
+       "forward pass: native (attnspec's own, the families of 'attnspec models') or torch (any decoder transformers "
+       "loads, in PyTorch; needs torch and transformers)",
+       "native", false, {"native", "torch"}, kNoMinimum, nullptr, nullptr, nullptr,
+       [](Request& rq, const std::string& v) { rq.engine = v; }},
+      {"device", T::Choice, kAnalyze, "--engine torch: where the model runs (auto: cuda, then mps, then cpu)", "auto",
+       false, {"auto", "cpu", "cuda", "mps"}, kNoMinimum, nullptr, nullptr, nullptr,
+       [](Request& rq, const std::string& v) { rq.device = v; }},
+      {"dtype", T::Choice, kAnalyze,
+       "--engine torch: the model's dtype (auto: as the checkpoint stores it); Q and K are reduced in float64", "float32",
+       false, {"float32", "bfloat16", "float16", "auto"}, kNoMinimum, nullptr, nullptr, nullptr,
+       [](Request& rq, const std::string& v) { rq.dtype = v; }},
       // Beyond the paper (README "Beyond the paper"): extra columns and files only when asked for.
       {"field", T::Choice, kAnalyze,
        "energy field(s): unmasked (the paper's E~), causal or both (add the causal field E~c as *_causal "

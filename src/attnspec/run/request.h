@@ -32,6 +32,9 @@ struct Request {
   bool resume = false;  // continue an unfinished run in `out` (same inputs and options)
   int layers = 0;       // analyze layers 0 .. layers-1 (0: all)
   AnalysisOptions options;  // --field, --data-side, --invariants (extras.h)
+  // Which forward pass computes Q and K: "native" (attnspec's own, run_analyze) or "torch" (a
+  // PyTorch model as transformers loads it, on `device` in `dtype`: python/attnspec/torch.py).
+  std::string engine = "native", device = "auto", dtype = "float32";
 
   // plan
   std::vector<double> tolerances;  // EPS values, each in (0, 1)

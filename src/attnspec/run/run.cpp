@@ -118,6 +118,9 @@ OpenedRun open_run(const Request& request) {
   OpenedRun r;
   r.request = request;
   const Request& rq = r.request;
+  if (rq.engine != "native")
+    throw InputError("--engine " + rq.engine + " runs in Python: the attnspec command, attnspec.analyze(..., engine='" +
+                     rq.engine + "') or attnspec.torch.analyze hand it over; sweeps, plan and compress use the native engine");
   r.model = load_model(rq.model);
   const ModelConfig& c = r.model->config;
   r.request.options.capped = c.attn_softcap > 0;

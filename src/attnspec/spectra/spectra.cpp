@@ -175,6 +175,13 @@ std::vector<double> dense_singular_values(const double* a, int m, int c) {
   return s;
 }
 
+RFactor gram_factor(std::vector<double> gram, int m, int c) {
+  if (gram.size() != size_t(c) * c) throw std::invalid_argument("gram_factor: the Gram matrix is not c x c");
+  RFactor f = factor_from_gram(gram, c);
+  f.rows = m;
+  return f;
+}
+
 template <typename T>
 RFactor row_factor(const T* x, long ldx, int n, int c, bool centre) {
   // G = X^T X of the rows (less their column means when centring, taken in a first pass), then

@@ -30,6 +30,11 @@ RFactor row_factor(const T* x, long ldx, int n, int c, bool centre);
 template <typename T>
 RFactor column_factor(const T* a, long lda, int m, int c);
 
+// R of an m x c matrix A given its c x c float64 Gram matrix G = A^T A (column-major; only the upper
+// triangle is read): the Cholesky factor row_factor and column_factor compute after their Gram, for
+// Grams computed elsewhere (on an accelerator, from activations attnspec did not compute itself).
+RFactor gram_factor(std::vector<double> gram, int m, int c);
+
 // Singular values (descending, min(m, c) of them) of scale * A B^T from the factors of A and B.
 std::vector<double> factor_product_singular_values(const RFactor& a, const RFactor& b, double scale);
 
