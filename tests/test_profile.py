@@ -19,7 +19,9 @@ def expected_flops(path, n: int) -> dict:
     tensors = load_file(str(path / "model.safetensors"))
     L = cfg["num_hidden_layers"]
     H, dh = cfg["num_attention_heads"], cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
-    types = cfg.get("layer_types") or ["full_attention"] * L
+    # Mistral's config has no layer_types: its sliding_window holds on every layer.
+    slides = cfg.get("sliding_window") and cfg.get("use_sliding_window", True)
+    types = cfg.get("layer_types") or ["sliding_attention" if slides else "full_attention"] * L
     out = dict(qkv=0.0, attention=0.0, out_proj=0.0, mlp=0.0)
     for l in range(L):
         w = lambda name: tensors[f"model.layers.{l}.{name}.weight"].size
