@@ -20,7 +20,11 @@ I  the complete forward (logits, what `attnspec compress` evaluates with), SmolL
 J  attnspec.torch on a model already loaded in PyTorch (GPT-2 124M shape, ctx 1024) against the naive
    pipeline (forward hooks + output_attentions + torch.linalg.svdvals per head), and the peak memory
    each adds to a plain forward at ctx 4096 (GPT-2 width, 4 layers; peak RSS of separate processes)
-(G is kept for a comparison with llama.cpp.)
+G  attnspec's forward against llama.cpp's prompt processing (llama-cpp-python, built once from source
+   into bench/cache/) on the same GGUF files and ids: F32, F16, Q8_0 and Q4_K_M files of SmolLM2-135M,
+   Qwen2.5-Coder-0.5B, Gemma-3-270M and a Llama-3.2-1B-shape file, ctx 1024 and 4096, 1 and 2
+   threads, alternating the engines; then time per token against ctx 512..8192 on the 1B shape,
+   plotted to bench/g_scale.png (bench/figure_g.py). Not in the default set: --only G.
 """
 from __future__ import annotations
 
@@ -120,6 +124,35 @@ def attnspec_run(model: Path, ids: Path, ctx: int, out: Path, threads: int, wind
     wall, rss, _ = timed([ATTNSPEC, "analyze", "--model", str(model), "--token-ids", str(ids), "--ctx", str(ctx),
                           "--out", str(out), "--threads", str(threads), "--max-windows", str(windows), "--quiet", *extra])
     return wall, rss, json.loads((out / "summary.json").read_text())
+
+
+def figure_a_profile(results: dict, gpt2: Path, ids: Path, work: Path, threads: int) -> None:
+    """Beside figure A: `attnspec analyze --profile` of run A, and the packing claim measured. A
+    single-threaded sgemm of the forward's tile shape y [m, n] = x [m, k] W^T is timed for m = 64 ..
+    4096; the fit t(m) = c + r m splits each call into what grows with the rows (the product, and
+    packing x) and the fixed c (packing W's panels and the call), which pre-packed weights would
+    save. Its share at the tile heights the forward uses (128-512 rows) is the claim's size."""
+    from attnspec import _core
+
+    p = subprocess.run([ATTNSPEC, "analyze", "--model", str(gpt2), "--token-ids", str(ids), "--ctx", "1024",
+                        "--out", str(work / "a-profile"), "--threads", str(threads), "--max-windows", "2", "--quiet",
+                        "--profile"], capture_output=True, text=True, check=True)
+    results["A_profile"] = p.stderr
+    log("A  profile of run A:\n" + p.stderr.rstrip())
+    shapes = {"qkv": (2304, 768), "mlp up": (3072, 768), "mlp down": (768, 3072), "out proj": (768, 768)}
+    rows = [64, 128, 256, 512, 1024, 2048, 4096]
+    packing = {}
+    for name, (n, k) in shapes.items():
+        t = np.array([_core.sgemm_tile_seconds(m, n, k, 7) for m in rows])
+        slope, fixed = np.polyfit(np.array(rows, float), t, 1)
+        share = {m: fixed / (fixed + slope * m) for m in (128, 256, 512)}
+        packing[name] = {"n": n, "k": k, "rows": rows, "seconds": t.tolist(), "fixed_seconds": fixed,
+                         "seconds_per_row": slope, "fixed_share": share,
+                         "gflops_at_4096": 2 * 4096 * n * k / t[-1] / 1e9}
+        log(f"A  packing {name:8s} n {n} k {k}: fixed {fixed * 1e6:6.1f} us per call = "
+            f"{share[128]:.1%} / {share[256]:.1%} / {share[512]:.1%} of a 128 / 256 / 512-row tile; "
+            f"{packing[name]['gflops_at_4096']:.0f} GFLOP/s at 4096 rows")
+    results["A_packing"] = packing
 
 
 def median_run(fn, repeats: int):
@@ -459,6 +492,14 @@ def main(argv=None):
     ap.add_argument("--h-baseline-repeats", type=int, default=2,
                     help="H: baseline runs, each between two attnspec runs (a b a b a for 2)")
     ap.add_argument("--out", default=str(HERE / "results.json"))
+    ap.add_argument("--g-models", default="SmolLM2-135M,Qwen2.5-Coder-0.5B,Gemma-3-270M,Llama-3.2-1B-shape")
+    ap.add_argument("--g-formats", default="F32,F16,Q8_0,Q4_K_M")
+    ap.add_argument("--g-ctx", default="1024,4096")
+    ap.add_argument("--g-threads", default="1,2")
+    ap.add_argument("--g-repeats", type=int, default=3, help="G: timed calls of each engine per case (1B shape "
+                    "beyond ctx 1024: 1)")
+    ap.add_argument("--g-scale-ctx", type=lambda s: [int(x) for x in s.split(",")], default=[512, 1024, 2048, 4096, 8192])
+    ap.add_argument("--g-scale-format", default="F16")
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
     import attnspec
@@ -476,6 +517,8 @@ def main(argv=None):
         (wall, _, summary), walls = median_run(lambda: attnspec_run(gpt2, ids, 1024, work / "a", threads, 2), args.repeats)
         results["attnspec_gpt2_2x1024"] = {"seconds": wall, "all": walls, "timing": summary["timing_seconds"]}
         log(f"attnspec  GPT-2 124M, 2 x 1024 tokens: {wall:.2f} s (median of {walls})")
+        if "A" in only:
+            figure_a_profile(results, gpt2, ids, work, threads)
         if "D" in only:
             # Every repeat's share, and the median: the share is a ratio of two timings of one run.
             shares = [spectral_share(r[2]["timing_seconds"]) for r in median_run.last]
@@ -594,6 +637,11 @@ def main(argv=None):
         results["F_llama_1b_8192"] = {"seconds": wall, "peak_rss_bytes": rss_kb * 1024}
         log(f"F  Llama-3.2-1B, ctx 8192: completed in {wall:.0f} s, peak RSS {rss_kb / 2**20:.2f} GiB")
 
+    if "G" in only:
+        import figure_g
+
+        figure_g.figure_g(results, args, book_ids)
+        figure_g.figure_g_scale(results, args, book_ids, HERE / "g_scale.png")
     if "H" in only:
         figure_h(results, work, threads, args)
     if "I" in only:
