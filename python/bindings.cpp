@@ -432,6 +432,10 @@ PYBIND11_MODULE(_core, m) {
           py::gil_scoped_release release;
           return sgemm_gflops(size, threads, repeats);
         }, py::arg("size") = 2048, py::arg("threads") = 1, py::arg("repeats") = 5);
+  m.def("sgemm_tile_seconds", [](int m, int n, int k, int repeats) {
+          py::gil_scoped_release release;
+          return sgemm_tile_seconds(m, n, k, repeats);
+        }, py::arg("m"), py::arg("n"), py::arg("k"), py::arg("repeats") = 5);
   m.def("supported_families", &supported_families);
   m.def("find_in_hub_cache", [](const std::string& repo_id, const std::string& revision) -> std::optional<std::string> {
           const auto p = find_in_hub_cache(repo_id, revision);

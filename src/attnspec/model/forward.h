@@ -92,4 +92,8 @@ namespace attnspec {
 // The float32 GEMM rate of the linked BLAS (GFLOP/s, best of `repeats`), with BLAS's own threading
 // at `threads`: the ceiling a benchmark compares the forward pass with.
 double sgemm_gflops(int size, int threads, int repeats);
+// Seconds of one single-threaded y [m, n] = x [m, k] W^T product with W stored [n, k] as the
+// forward's tiles call it (best of `repeats`): a benchmark fits it against m to find the per-call
+// cost that does not shrink with m (packing W's panels, which a pre-packed weight would save).
+double sgemm_tile_seconds(int m, int n, int k, int repeats);
 }  // namespace attnspec

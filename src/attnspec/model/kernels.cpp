@@ -384,4 +384,17 @@ double sgemm_gflops(int size, int threads, int repeats) {
   return 2.0 * size * size * double(size) / best / 1e9;
 }
 
+double sgemm_tile_seconds(int m, int n, int k, int repeats) {
+  using Clock = std::chrono::steady_clock;
+  std::vector<float> x(size_t(m) * k, 0.5f), w(size_t(n) * k, 0.25f), y(size_t(m) * n);
+  openblas_set_num_threads(1);
+  double best = 1e300;
+  for (int r = 0; r <= repeats; ++r) {  // the first product warms up
+    const auto t0 = Clock::now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x.data(), k, w.data(), k, 0.0f, y.data(), n);
+    if (r > 0) best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return best;
+}
+
 }  // namespace attnspec
