@@ -277,7 +277,9 @@ py::array_t<double> weight_spectra_array(const WeightSpectra& w, int layers, int
   return a;
 }
 
-WeightSpectra weight_spectra_from(const py::array& array) {
+// [layers, heads, d_h] NaN-padded singular values -> WeightSpectra. With `undefined_when_empty`, a
+// head whose values are all NaN has none defined (the torch engine's latent attention).
+WeightSpectra weight_spectra_from(const py::array& array, bool undefined_when_empty = false) {
   auto a = Array64::ensure(array);
   if (!a || a.ndim() != 3) throw py::value_error("weights must be a [layers, heads, d_h] float array");
   auto r = a.unchecked<3>();
@@ -287,7 +289,8 @@ WeightSpectra weight_spectra_from(const py::array& array) {
     for (py::ssize_t h = 0; h < a.shape(1); ++h) {
       HeadSpectrum hs;
       for (py::ssize_t t = 0; t < a.shape(2) && !std::isnan(r(l, h, t)); ++t) hs.sigma.push_back(r(l, h, t));
-      hs.summary = summarize(hs.sigma);  // exactly as compute_weight_spectra summarises
+      if (undefined_when_empty && hs.sigma.empty()) hs = undefined_spectrum();
+      else hs.summary = summarize(hs.sigma);  // exactly as compute_weight_spectra summarises
       w.heads.push_back(std::move(hs));
     }
   return w;
@@ -375,19 +378,8 @@ class ExternalWindow {
   // (heads.csv rows, spectra.jsonl rows) with the W_Q^T W_K spectra `weights` ([layers, heads, d_h],
   // NaN-padded; a head whose values are all NaN has none defined).
   py::tuple rows(const py::array& weights, bool save_spectra) const {
-    auto a = Array64::ensure(weights);
-    if (!a || a.ndim() != 3) throw py::value_error("weights must be a [layers, heads, d_h] float array");
-    auto r = a.unchecked<3>();
-    WeightSpectra w;
-    w.n_heads = static_cast<int>(a.shape(1));
-    for (py::ssize_t l = 0; l < a.shape(0); ++l)
-      for (py::ssize_t h = 0; h < a.shape(1); ++h) {
-        HeadSpectrum hs;
-        for (py::ssize_t t = 0; t < a.shape(2) && !std::isnan(r(l, h, t)); ++t) hs.sigma.push_back(r(l, h, t));
-        if (hs.sigma.empty()) hs = undefined_spectrum();
-        else hs.summary = summarize(hs.sigma);
-        w.heads.push_back(std::move(hs));
-      }
+    const WeightSpectra w = weight_spectra_from(weights, /*undefined_when_empty=*/true);
+    const auto a = Array64::ensure(weights);
     for (const auto& h : result_.heads)
       if (h.layer >= a.shape(0) || h.head >= a.shape(1))
         throw py::value_error("weights do not cover layer " + std::to_string(h.layer) + " head " + std::to_string(h.head));
