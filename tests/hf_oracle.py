@@ -538,10 +538,14 @@ def _patched_eager_attention(model, records: dict):
     back to it), so replacing that global sees exactly the (query, key, value, mask, scaling)
     the softmax consumes: post-bias, post-RoPE, keys/values not yet repeated for GQA.
     """
-    mod = sys.modules[type(_attn_and_norm(_layers(model)[0], _family_of(model))[0]).__module__]
+    # The module of the model's (decoder or encoder layer's, not a vision tower's) attention class,
+    # for any architecture, not only the families above.
+    mod = next(sys.modules[type(m).__module__] for m in model.modules()
+               if type(m).__name__.endswith("Attention") and hasattr(m, "layer_idx")
+               and hasattr(sys.modules[type(m).__module__], "eager_attention_forward"))
     original = mod.eager_attention_forward
 
-    opt = _family_of(model) == "opt"
+    opt = model.config.model_type == "opt"
 
     def recording(module, query, key, value, attention_mask, *args, **kwargs):
         scaling = kwargs["scaling"] if "scaling" in kwargs else (args[0] if args else None)

@@ -204,21 +204,15 @@ def attention_modules(model) -> list:
 @contextlib.contextmanager
 def hooked_eager(model, records: dict):
     """Records (Q, K, scale) in float64 by replacing the architecture's eager_attention_forward (the
-    function transformers' eager attention calls), independently of attnspec's capture."""
-    mod = sys.modules[type(attention_modules(model)[0]).__module__]
-    original = mod.eager_attention_forward
-
-    def recording(module, query, key, value, attention_mask, *args, **kwargs):
-        scaling = kwargs.get("scaling", args[0] if args else None)
-        records[module.layer_idx] = (query[0].detach().double().numpy().copy(), key[0].detach().double().numpy().copy(),
-                                     float(scaling) if scaling is not None else query.shape[-1] ** -0.5)
-        return original(module, query, key, value, attention_mask, *args, **kwargs)
-
-    mod.eager_attention_forward = recording
-    try:
+    function transformers' eager attention calls; hf_oracle's recorder), independently of attnspec's
+    capture."""
+    raw: dict = {}
+    with hf_oracle._patched_eager_attention(model, raw):
         yield
-    finally:
-        mod.eager_attention_forward = original
+    for layer, r in raw.items():
+        q, k = r["query"][0], r["key"][0]
+        scale = r["scaling"] if r["scaling"] is not None else q.shape[-1] ** -0.5
+        records[layer] = (q.double().numpy().copy(), k.double().numpy().copy(), float(scale))
 
 
 def dense_field(Q, K, s):
