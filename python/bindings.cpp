@@ -536,6 +536,7 @@ PYBIND11_MODULE(_core, m) {
              py::dict out;
              out["seconds"] = seconds;
              out["flops"] = flops;
+             out["widened_bytes"] = t.widened_bytes;  // 0 when every weight was kept from an earlier call
              return out;
            }, py::arg("token_ids"), py::arg("last_layer") = py::none())
       .def("forward_flops", [](const Model& mdl, int n, std::optional<int> last_layer, bool whole) {

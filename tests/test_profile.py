@@ -3,6 +3,7 @@ made here from the checkpoint's own tensors and transformers' config (which laye
 import json
 import re
 import subprocess
+import threading
 
 import numpy as np
 import pytest
@@ -87,3 +88,35 @@ def test_profile_prints_each_stage(tmp_path):
     flops = _core.Model.load(str(model)).forward_flops(64)["total"] * 2
     assert rows["forward, all stages"][2] == pytest.approx(flops / 1e9, abs=0.006)
     assert (tmp_path / "out" / "heads.csv").exists()
+
+
+def test_widened_weights_are_kept_across_forwards(checkpoints):
+    """A bfloat16 checkpoint far below a quarter of the memory: the first forward widens its
+    weights to float32, every later one (the next window) reuses those copies, bit for bit, also
+    when two threads start on a fresh model at once."""
+    path = checkpoints("llama", "base", "bfloat16")
+    ids = list(range(3, 40))
+    model = _core.Model.load(str(path))
+    first = model.forward_profile(ids)
+    assert first["widened_bytes"] > 0
+    assert model.forward_profile(ids)["widened_bytes"] == 0
+    # The projections of every layer are among what was widened (bfloat16 -> 4 bytes per weight).
+    cfg = json.loads((path / "config.json").read_text())
+    d, L = cfg["hidden_size"], cfg["num_hidden_layers"]
+    assert first["widened_bytes"] >= 4 * L * d * d  # at least Q's weights of every layer
+
+    want = [layer["Q"] for layer in _core.Model.load(str(path)).capture(ids)]
+    fresh = _core.Model.load(str(path))
+    got = [None, None]
+
+    def run(i):
+        got[i] = [layer["Q"] for layer in fresh.capture(ids)]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for g in got:
+        assert all(np.array_equal(a, b) for a, b in zip(g, want))
+    assert [layer["Q"] for layer in fresh.capture(ids)][-1].tobytes() == want[-1].tobytes()

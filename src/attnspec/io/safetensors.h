@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -68,9 +69,18 @@ class TensorStore {
   const MappedFile& adopt(std::unique_ptr<MappedFile> file);
   void add_view(TensorView view);
 
+  // Float32 copies of tensors stored in another dtype, kept for the store's lifetime: the forward
+  // pass widens each once per run instead of once per window when they all fit (model/weights.h).
+  struct KeptFloat32 {
+    std::mutex mutex;  // forward passes on one model may run in several threads
+    std::map<std::string, std::vector<float>> copies;
+  };
+  KeptFloat32& kept_float32() const { return *kept_; }
+
  private:
   std::vector<std::unique_ptr<MappedFile>> files_;
   std::map<std::string, TensorView> tensors_;
+  std::unique_ptr<KeptFloat32> kept_ = std::make_unique<KeptFloat32>();
 };
 
 }  // namespace attnspec

@@ -81,15 +81,17 @@ struct StageClock {
   ForwardTimes& t;
   const LayerWeights& w;
   Clock::time_point t0{};
-  double widened0 = 0;
+  double widened0 = 0, bytes0 = 0;
   void start() {
     t0 = Clock::now();
     widened0 = w.widen_seconds();
+    bytes0 = w.widened_bytes();
   }
   void stop(double& stage) {
     const double widened = w.widen_seconds() - widened0;
     stage += seconds_since(t0) - widened;
     t.widen += widened;
+    t.widened_bytes += w.widened_bytes() - bytes0;
   }
 };
 

@@ -34,6 +34,7 @@ struct LayerActivations {
 struct ForwardTimes {
   double widen = 0, norm = 0, qkv = 0, rope = 0, attention = 0, out_proj = 0, mlp = 0, callback = 0;
   double head = 0;  // forward_logits' output side (final norm, project_out, LM head, soft-cap)
+  double widened_bytes = 0;  // float32 bytes widened from F16/BF16/quantized weights (0 when kept from before)
 };
 
 // The arithmetic of a forward pass over n tokens per stage, in FLOPs (a multiply-add is 2): what a

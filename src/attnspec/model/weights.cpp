@@ -30,6 +30,15 @@ bool large_checkpoint(const TensorStore& store) {
   return pages > 0 && store.total_bytes() > size_t(pages) * size_t(page_size) / 4;
 }
 
+// Bytes of float32 copies of every tensor not usable in place, against a quarter of the memory.
+bool widened_copies_fit(const TensorStore& store) {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGE_SIZE);
+  size_t bytes = 0;
+  for (const auto& [name, t] : store.tensors())
+    if (!t.direct_float32()) bytes += size_t(t.numel()) * sizeof(float);
+  return pages > 0 && bytes <= size_t(pages) * size_t(page_size) / 4;
+}
+
 }  // namespace
 
 void widen(const TensorView& t, float* out) {
@@ -38,7 +47,8 @@ void widen(const TensorView& t, float* out) {
   for (size_t first = 0; first < n; first += chunk) t.to_float32(out + first, first, std::min(chunk, n - first));
 }
 
-LayerWeights::LayerWeights(const TensorStore& store) : store_(store), release_pages_(large_checkpoint(store)) {}
+LayerWeights::LayerWeights(const TensorStore& store)
+    : store_(store), release_pages_(large_checkpoint(store)), keep_(!release_pages_ && widened_copies_fit(store)) {}
 
 LayerWeights::~LayerWeights() { release(); }
 
@@ -47,15 +57,22 @@ const float* LayerWeights::get(const std::string& name) {
   const TensorView& t = store_.at(name);
   touched_.push_back(&t);
   if (const float* direct = t.direct_float32()) return direct;
-  auto it = widened_.find(name);
-  if (it == widened_.end()) {
-    const auto t0 = std::chrono::steady_clock::now();
-    std::vector<float> buf = take_spare(t.numel());
-    widen(t, buf.data());
-    it = widened_.emplace(name, std::move(buf)).first;
-    widen_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  }
-  return it->second.data();
+  auto widened_into = [&](std::map<std::string, std::vector<float>>& copies, bool reuse) {
+    auto it = copies.find(name);
+    if (it == copies.end()) {
+      const auto t0 = std::chrono::steady_clock::now();
+      std::vector<float> buf = reuse ? take_spare(t.numel()) : std::vector<float>(t.numel());
+      widen(t, buf.data());
+      it = copies.emplace(name, std::move(buf)).first;
+      widen_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      widened_bytes_ += double(t.numel()) * sizeof(float);
+    }
+    return it->second.data();  // a map node's vector does not move when other names are added
+  };
+  if (!keep_) return widened_into(widened_, /*reuse=*/true);
+  TensorStore::KeptFloat32& kept = store_.kept_float32();
+  std::lock_guard lock(kept.mutex);
+  return widened_into(kept.copies, /*reuse=*/false);
 }
 
 void LayerWeights::release() {

@@ -5,6 +5,9 @@
 // copies are freed (their buffers kept for the next layer, which has the same shapes) and, for a
 // checkpoint that is large next to the machine's memory, the layer's mapped pages are handed back
 // to the OS. So resident memory stays near one layer's float32 weights plus the activations.
+// Except when the float32 copies of every widened tensor together fit in a quarter of the
+// machine's memory (a 1B model in F16 or Q8_0 on a 16 GB laptop): then each copy is kept in the
+// store and reused by every later window, so a run widens its weights once, not once per window.
 #pragma once
 
 #include <map>
@@ -36,6 +39,7 @@ class LayerWeights {
 
   // Seconds spent widening so far (run_layers books them apart from the products that asked).
   double widen_seconds() const { return widen_seconds_; }
+  double widened_bytes() const { return widened_bytes_; }  // of the float32 copies made so far
 
   // For a checkpoint that is small next to the machine's memory (whose pages stay mapped): maps
   // the pages of layers 0..last_layer's projections in one call per tensor, as llama.cpp's
@@ -46,10 +50,11 @@ class LayerWeights {
   std::vector<float> take_spare(size_t count);
   const TensorStore& store_;
   bool release_pages_;
+  bool keep_;  // widened copies go to (and come from) store_.kept_float32()
   std::map<std::string, std::vector<float>> widened_;
   std::vector<std::vector<float>> spare_;  // the last layer's widened buffers, for the next
   std::vector<const TensorView*> touched_;
-  double widen_seconds_ = 0;
+  double widen_seconds_ = 0, widened_bytes_ = 0;
 };
 
 }  // namespace attnspec

@@ -31,6 +31,10 @@ std::string format_profile(const RunProfile& p, double sgemm) {
   };
   row("load (open, check, map)", p.load, 0);
   row("embeddings and dequantization", t.widen, 0);
+  if (t.widened_bytes > 0) {
+    std::snprintf(line, sizeof line, "  %-34s %9.2f GB of float32 copies\n", "  (weights widened)", t.widened_bytes / 1e9);
+    out += line;
+  }
   row("Q, K, V products", t.qkv, p.flops.qkv);
   row("RoPE", t.rope, 0);
   row("norms", t.norm, 0);

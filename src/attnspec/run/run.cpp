@@ -279,7 +279,7 @@ nlohmann::json run_analyze(const Request& request) {
     for (auto [sum, part] : {std::pair{&totals.widen, r.forward_times.widen}, {&totals.norm, r.forward_times.norm},
                              {&totals.qkv, r.forward_times.qkv}, {&totals.rope, r.forward_times.rope},
                              {&totals.attention, r.forward_times.attention}, {&totals.out_proj, r.forward_times.out_proj},
-                             {&totals.mlp, r.forward_times.mlp}})
+                             {&totals.mlp, r.forward_times.mlp}, {&totals.widened_bytes, r.forward_times.widened_bytes}})
       *sum += part;
     const ForwardFlops f = forward_flops(c, r.n, last_layer, /*whole_last=*/false);
     for (auto [sum, part] : {std::pair{&flops.qkv, f.qkv}, {&flops.attention, f.attention},
