@@ -8,7 +8,9 @@ alternates the engines (a b a b), so a busy machine slows both alike.
 What is timed:
   attnspec  `Model.forward_profile`: every layer, the last up to its Q and K (what `analyze` runs);
   llama.cpp `Llama.eval` of the ids as one batch (n_batch = n_ubatch = n_ctx = the window): every layer
-            and the last token's logits, its default CPU build (GGML_NATIVE, its own matmul kernels).
+            and the last token's logits, its default CPU build (GGML_NATIVE, its own matmul kernels),
+            twice: with its flash-attention kernel off (llama-cpp-python's default) and on (what
+            llama.cpp's own tools pick on CPU, `-fa auto`). Ratios are against the faster of the two.
 Both are wall-clock seconds of the call, after one untimed warm-up call each.
 
 llama-cpp-python is built from source once (pip wheel, pinned below) into bench/cache/; the F32, F16
@@ -194,42 +196,50 @@ def model_files(models: list[str], formats: list[str]) -> dict[tuple[str, str], 
     return out
 
 
-# One case in a fresh process: both engines on one file, the same ids, alternating.
+# One case in a fresh process: the engines named in argv on one file, the same ids, alternating.
+# Engines: "attnspec", "llama.cpp" (flash attention off), "llama.cpp-fa" (flash attention on).
 _CASE = r"""
 import json, statistics, sys, time
 import numpy as np
 path, ids_file, ctx, threads, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+engines = sys.argv[6].split(",")
 ids = json.loads(open(ids_file).read())[:ctx]
 assert len(ids) == ctx, (len(ids), ctx)
 from attnspec import _core
 import llama_cpp
 _core.set_threads(threads)
-ours = _core.Model.load(path)
-theirs = llama_cpp.Llama(model_path=path, n_ctx=ctx, n_batch=ctx, n_ubatch=ctx, n_threads=threads,
-                         n_threads_batch=threads, logits_all=False, verbose=False)
-def run_ours(ids=ids):
-    p = ours.forward_profile(ids)
-    return p["seconds"]["total"], p
-def run_theirs(ids=ids):
-    theirs.reset()
-    t0 = time.perf_counter()
-    theirs.eval(ids)
-    t = time.perf_counter() - t0
-    # The same prompt: llama.cpp holds exactly these ids, no BOS added, one sequence of ctx tokens.
-    assert theirs.n_tokens == len(ids) and list(theirs.input_ids[:theirs.n_tokens]) == ids
-    return t, None
-run_ours(ids[:64]); run_theirs(ids[:64])  # warm-up: page in the file, allocate buffers
-a, b, profile = [], [], None
+profile = None
+def attnspec_run(ids=ids, model=_core.Model.load(path) if "attnspec" in engines else None):
+    global profile
+    profile = model.forward_profile(ids)
+    return profile["seconds"]["total"]
+def llama_cpp_run(flash):
+    llm = llama_cpp.Llama(model_path=path, n_ctx=ctx, n_batch=ctx, n_ubatch=ctx, n_threads=threads,
+                          n_threads_batch=threads, logits_all=False, verbose=False, flash_attn=flash)
+    def run(ids=ids):
+        llm.reset()
+        t0 = time.perf_counter()
+        llm.eval(ids)
+        t = time.perf_counter() - t0
+        # The same prompt: llama.cpp holds exactly these ids, no BOS added, one sequence of ctx tokens.
+        assert llm.n_tokens == len(ids) and list(llm.input_ids[:llm.n_tokens]) == ids
+        return t
+    return run
+runs = {e: attnspec_run if e == "attnspec" else llama_cpp_run(e == "llama.cpp-fa") for e in engines}
+for run in runs.values():
+    run(ids[:64])  # warm-up: page in the file, allocate buffers
+times = {e: [] for e in engines}
 for _ in range(repeats):
-    t, profile = run_ours(); a.append(t)
-    t, _ = run_theirs(); b.append(t)
-print(json.dumps({"attnspec": a, "llama_cpp": b, "profile": profile, "n": len(ids),
+    for e, run in runs.items():
+        times[e].append(run())
+print(json.dumps({"seconds": times, "profile": profile, "n": len(ids),
                   "llama_cpp_system": llama_cpp.llama_print_system_info().decode()}))
 """
+ENGINES = ("attnspec", "llama.cpp", "llama.cpp-fa")
 
 
-def run_case(path: Path, ids: Path, ctx: int, threads: int, repeats: int) -> dict:
-    return _in_worker(_CASE, str(path), str(ids), str(ctx), str(threads), str(repeats))
+def run_case(path: Path, ids: Path, ctx: int, threads: int, repeats: int, engines=ENGINES) -> dict:
+    return _in_worker(_CASE, str(path), str(ids), str(ctx), str(threads), str(repeats), ",".join(engines))
 
 
 def figure_g(results: dict, args, book_ids) -> None:
@@ -255,15 +265,20 @@ def figure_g(results: dict, args, book_ids) -> None:
                 for threads in threads_list:
                     repeats = 1 if ctx > 1024 else args.g_repeats  # long windows: one call each
                     r = run_case(files[(model, fmt)], ids, ctx, threads, repeats)
-                    a, b = statistics.median(r["attnspec"]), statistics.median(r["llama_cpp"])
+                    t = {e: statistics.median(v) for e, v in r["seconds"].items()}
+                    a, off, on = t["attnspec"], t["llama.cpp"], t["llama.cpp-fa"]
+                    b = min(off, on)
                     case = {"model": model, "format": fmt, "ctx": ctx, "threads": threads, "file": str(files[(model, fmt)]),
-                            "attnspec_seconds": r["attnspec"], "llama_cpp_seconds": r["llama_cpp"], "ratio": a / b,
+                            "attnspec_seconds": r["seconds"]["attnspec"], "llama_cpp_seconds": r["seconds"]["llama.cpp"],
+                            "llama_cpp_flash_attn_seconds": r["seconds"]["llama.cpp-fa"],
+                            "ratio": a / b, "ratio_flash_attn_off": a / off, "ratio_flash_attn_on": a / on,
                             "attnspec_tokens_per_s": ctx / a, "llama_cpp_tokens_per_s": ctx / b,
                             "attnspec_profile": r["profile"]}
                     cases.append(case)
                     log(f"G  {model:20s} {fmt:7s} ctx {ctx:5d} {threads} thr: attnspec {a:7.2f} s "
-                        f"({ctx / a:7.0f} tok/s), llama.cpp {b:7.2f} s ({ctx / b:7.0f} tok/s), ratio {a / b:.2f}")
-    # One line per format: the ratios of every model, ctx and thread count.
+                        f"({ctx / a:7.0f} tok/s), llama.cpp {off:7.2f} s, with flash attention {on:7.2f} s "
+                        f"({ctx / b:7.0f} tok/s), ratio {a / b:.2f}")
+    # One line per format: the ratios of every model, ctx and thread count (against llama.cpp's faster setting).
     for fmt in formats:
         row = [c for c in cases if c["format"] == fmt]
         log(f"G  {fmt:7s} attnspec / llama.cpp time: " + "; ".join(
@@ -285,16 +300,21 @@ def figure_g_scale(results: dict, args, book_ids, plot: Path) -> None:
     threads = max(int(t) for t in args.g_threads.split(","))
     rows = []
     for ctx in args.g_scale_ctx:
-        r = run_case(files[(LLAMA_1B, fmt)], ids, ctx, threads, 1)
-        a, b = r["attnspec"][0], r["llama_cpp"][0]
+        # Two workers per window: llama.cpp's plain attention holds the n x n scores of every head
+        # (8.6 GB at 8192 on this shape), so its flash-attention context does not share the process.
+        r = run_case(files[(LLAMA_1B, fmt)], ids, ctx, threads, 1, ("attnspec", "llama.cpp"))
+        fa = run_case(files[(LLAMA_1B, fmt)], ids, ctx, threads, 1, ("llama.cpp-fa",))
+        a, b, c = r["seconds"]["attnspec"][0], r["seconds"]["llama.cpp"][0], fa["seconds"]["llama.cpp-fa"][0]
         prof = r["profile"]
         share = prof["seconds"]["attention"] / prof["seconds"]["total"]
-        rows.append({"ctx": ctx, "attnspec_seconds": a, "llama_cpp_seconds": b, "attnspec_ms_per_token": 1e3 * a / ctx,
-                     "llama_cpp_ms_per_token": 1e3 * b / ctx, "attnspec_attention_share": share,
+        rows.append({"ctx": ctx, "attnspec_seconds": a, "llama_cpp_seconds": b, "llama_cpp_flash_attn_seconds": c,
+                     "attnspec_ms_per_token": 1e3 * a / ctx, "llama_cpp_ms_per_token": 1e3 * b / ctx,
+                     "llama_cpp_flash_attn_ms_per_token": 1e3 * c / ctx, "attnspec_attention_share": share,
                      "attention_flop_share": prof["flops"]["attention"] / prof["flops"]["total"]})
         log(f"G  scale {LLAMA_1B} {fmt} ctx {ctx:5d} {threads} thr: attnspec {1e3 * a / ctx:6.2f} ms/token "
             f"(attention {share:.0%} of its time, {rows[-1]['attention_flop_share']:.0%} of its FLOPs), "
-            f"llama.cpp {1e3 * b / ctx:6.2f} ms/token, ratio {a / b:.2f}")
+            f"llama.cpp {1e3 * b / ctx:6.2f}, with flash attention {1e3 * c / ctx:6.2f} ms/token, "
+            f"ratio {a / min(b, c):.2f}")
     results["G_scale"] = {"model": LLAMA_1B, "format": fmt, "threads": threads, "rows": rows}
     import matplotlib
 
@@ -305,6 +325,7 @@ def figure_g_scale(results: dict, args, book_ids, plot: Path) -> None:
     x = [r["ctx"] for r in rows]
     ax.plot(x, [r["attnspec_ms_per_token"] for r in rows], "o-", label="attnspec forward")
     ax.plot(x, [r["llama_cpp_ms_per_token"] for r in rows], "s-", label="llama.cpp prompt processing")
+    ax.plot(x, [r["llama_cpp_flash_attn_ms_per_token"] for r in rows], "^--", label="llama.cpp, flash attention")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("window (tokens)")
     ax.set_ylabel("ms per token")
