@@ -498,7 +498,8 @@ def main(argv=None):
     ap.add_argument("--g-threads", default="1,2")
     ap.add_argument("--g-repeats", type=int, default=3, help="G: timed calls of each engine per case (1B shape "
                     "beyond ctx 1024: 1)")
-    ap.add_argument("--g-scale-ctx", type=lambda s: [int(x) for x in s.split(",")], default=[512, 1024, 2048, 4096, 8192])
+    ap.add_argument("--g-scale-ctx", type=lambda s: [int(x) for x in s.split(",") if x], default=[512, 1024, 2048, 4096, 8192],
+                    help="G: windows of the scale part (empty: skip it; --g-models '' skips the matrix)")
     ap.add_argument("--g-scale-format", default="F16")
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
@@ -640,8 +641,10 @@ def main(argv=None):
     if "G" in only:
         import figure_g
 
-        figure_g.figure_g(results, args, book_ids)
-        figure_g.figure_g_scale(results, args, book_ids, HERE / "g_scale.png")
+        if args.g_models:  # empty: only the scale part
+            figure_g.figure_g(results, args, book_ids)
+        if args.g_scale_ctx:  # empty: only the matrix
+            figure_g.figure_g_scale(results, args, book_ids, HERE / "g_scale.png")
     if "H" in only:
         figure_h(results, work, threads, args)
     if "I" in only:
