@@ -73,7 +73,7 @@ class TensorStore {
   // pass widens each once per run instead of once per window when they all fit (model/weights.h).
   struct KeptFloat32 {
     std::mutex mutex;  // forward passes on one model may run in several threads
-    std::map<std::string, std::vector<float>> copies;
+    std::map<std::string, std::unique_ptr<float[]>> copies;
   };
   KeptFloat32& kept_float32() const { return *kept_; }
 

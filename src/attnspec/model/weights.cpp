@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 
 #include "attnspec/model/forward.h"  // query_heads, key_heads, map_layer_weights
 
@@ -57,22 +58,32 @@ const float* LayerWeights::get(const std::string& name) {
   const TensorView& t = store_.at(name);
   touched_.push_back(&t);
   if (const float* direct = t.direct_float32()) return direct;
-  auto widened_into = [&](std::map<std::string, std::vector<float>>& copies, bool reuse) {
-    auto it = copies.find(name);
-    if (it == copies.end()) {
-      const auto t0 = std::chrono::steady_clock::now();
-      std::vector<float> buf = reuse ? take_spare(t.numel()) : std::vector<float>(t.numel());
-      widen(t, buf.data());
-      it = copies.emplace(name, std::move(buf)).first;
-      widen_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      widened_bytes_ += double(t.numel()) * sizeof(float);
+  if (keep_) {
+    TensorStore::KeptFloat32& kept = store_.kept_float32();
+    std::lock_guard lock(kept.mutex);
+    auto& copy = kept.copies[name];
+    if (!copy) {
+      // Not zeroed first: widen() writes every element, its threads faulting the pages in side by
+      // side (zeroing GBs on one thread tripled the first window's widening).
+      copy = std::make_unique_for_overwrite<float[]>(t.numel());
+      timed_widen(t, copy.get());
     }
-    return it->second.data();  // a map node's vector does not move when other names are added
-  };
-  if (!keep_) return widened_into(widened_, /*reuse=*/true);
-  TensorStore::KeptFloat32& kept = store_.kept_float32();
-  std::lock_guard lock(kept.mutex);
-  return widened_into(kept.copies, /*reuse=*/false);
+    return copy.get();
+  }
+  auto it = widened_.find(name);
+  if (it == widened_.end()) {
+    std::vector<float> buf = take_spare(t.numel());
+    timed_widen(t, buf.data());
+    it = widened_.emplace(name, std::move(buf)).first;
+  }
+  return it->second.data();
+}
+
+void LayerWeights::timed_widen(const TensorView& t, float* out) {
+  const auto t0 = std::chrono::steady_clock::now();
+  widen(t, out);
+  widen_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  widened_bytes_ += double(t.numel()) * sizeof(float);
 }
 
 void LayerWeights::release() {

@@ -48,6 +48,7 @@ class LayerWeights {
 
  private:
   std::vector<float> take_spare(size_t count);
+  void timed_widen(const TensorView& t, float* out);  // widen(), booked to widen_seconds_ and widened_bytes_
   const TensorStore& store_;
   bool release_pages_;
   bool keep_;  // widened copies go to (and come from) store_.kept_float32()
