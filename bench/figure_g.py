@@ -59,7 +59,7 @@ def llama_cpp_site() -> Path:
     wheel = next(wheels.glob(f"llama_cpp_python-{LLAMA_CPP_PYTHON}-*.whl"), None) if wheels.exists() else None
     if wheel is None:
         log(f"G  building llama-cpp-python {LLAMA_CPP_PYTHON} from source (llama.cpp for this CPU; "
-            "about 20 minutes on 2 cores) ...")
+            "about 7 minutes on 2 cores) ...")
         t0 = time.perf_counter()
         subprocess.run([PY, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels),
                         f"llama-cpp-python=={LLAMA_CPP_PYTHON}"], check=True)
