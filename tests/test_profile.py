@@ -118,5 +118,4 @@ def test_widened_weights_are_kept_across_forwards(checkpoints):
     for t in threads:
         t.join()
     for g in got:
-        assert all(np.array_equal(a, b) for a, b in zip(g, want))
-    assert [layer["Q"] for layer in fresh.capture(ids)][-1].tobytes() == want[-1].tobytes()
+        assert len(g) == len(want) and all(np.array_equal(a, b) for a, b in zip(g, want))

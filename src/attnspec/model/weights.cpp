@@ -25,19 +25,24 @@ PageRange pages_of(const TensorView& t) {
   return {reinterpret_cast<void*>(begin), size_t(first + t.nbytes - begin)};
 }
 
-// A checkpoint larger than a quarter of the machine's memory: its pages are not kept mapped.
-bool large_checkpoint(const TensorStore& store) {
+// What may stay resident besides the activations: a quarter of the machine's memory (0 if unknown).
+size_t resident_budget() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && store.total_bytes() > size_t(pages) * size_t(page_size) / 4;
+  return pages > 0 && page_size > 0 ? size_t(pages) * size_t(page_size) / 4 : 0;
 }
 
-// Bytes of float32 copies of every tensor not usable in place, against a quarter of the memory.
+// A checkpoint larger than the budget: its pages are not kept mapped.
+bool large_checkpoint(const TensorStore& store) {
+  const size_t budget = resident_budget();
+  return budget > 0 && store.total_bytes() > budget;
+}
+
+// The float32 copies of every tensor not usable in place fit in the budget too: they are kept.
 bool widened_copies_fit(const TensorStore& store) {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGE_SIZE);
   size_t bytes = 0;
   for (const auto& [name, t] : store.tensors())
     if (!t.direct_float32()) bytes += size_t(t.numel()) * sizeof(float);
-  return pages > 0 && bytes <= size_t(pages) * size_t(page_size) / 4;
+  return bytes <= resident_budget();
 }
 
 }  // namespace
