@@ -308,7 +308,8 @@ def figure_g_scale(results: dict, args, book_ids, plot: Path) -> None:
     rows = []
     for ctx in args.g_scale_ctx:
         # Two workers per window: llama.cpp's plain attention holds the n x n scores of every head
-        # (8.6 GB at 8192 on this shape), so its flash-attention context does not share the process.
+        # (8192^2 x 32 heads x 4 bytes = 8.6 GB at 8192 on this shape), so the flash-attention context
+        # runs in a worker of its own.
         r = run_case(files[(LLAMA_1B, fmt)], ids, ctx, threads, 1, ("attnspec", "llama.cpp"))
         fa = run_case(files[(LLAMA_1B, fmt)], ids, ctx, threads, 1, ("llama.cpp-fa",))
         a, b, c = r["seconds"]["attnspec"][0], r["seconds"]["llama.cpp"][0], fa["seconds"]["llama.cpp-fa"][0]
